@@ -1,0 +1,5 @@
+"""``python -m xds``: the same CLI as the ``xds`` command."""
+
+from xds.cli import main
+
+main()

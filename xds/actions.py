@@ -1,0 +1,22 @@
+"""wsa:Action of every IHE transaction the product serves or sends (ITI TF-2 Appendix V, §1.1 of the digest)."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+__all__ = ["Action"]
+
+
+class Action(StrEnum):
+    """Request actions; the response action is the request action + ``Response``."""
+
+    RegistryStoredQuery = "urn:ihe:iti:2007:RegistryStoredQuery"  # ITI-18
+    MultiPatientStoredQuery = "urn:ihe:iti:2009:MultiPatientStoredQuery"  # ITI-51
+    RegisterDocumentSet_b = "urn:ihe:iti:2007:RegisterDocumentSet-b"  # ITI-42
+    ProvideAndRegisterDocumentSet_b = "urn:ihe:iti:2007:ProvideAndRegisterDocumentSet-b"  # ITI-41
+    RetrieveDocumentSet = "urn:ihe:iti:2007:RetrieveDocumentSet"  # ITI-43
+
+    @property
+    def response(self) -> str:
+        """The response wsa:Action."""
+        return self.value + "Response"

@@ -1,0 +1,20 @@
+"""The ``xds`` command line (Typer): one module per command group."""
+
+from __future__ import annotations
+
+import typer
+
+from xds.cli import patient, query, serve
+
+__all__ = ["app", "main"]
+
+app = typer.Typer(no_args_is_help=True, add_completion=False,
+                  help="IHE XDS.b / XDS-I.b document and image sharing.")
+app.command("serve")(serve.serve)
+app.add_typer(patient.app, name="patient")
+app.add_typer(query.app, name="query")
+
+
+def main() -> None:
+    """Entry point of the ``xds`` console script."""
+    app()

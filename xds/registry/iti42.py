@@ -1,0 +1,310 @@
+"""ITI-42 Register Document Set-b, registry side (ITI TF-2 §3.42.4.1.3): validate, resolve, store atomically."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+from lxml import etree
+from sqlalchemy import Connection
+from sqlalchemy.exc import IntegrityError
+
+from xds.ebrim.association import build_association
+from xds.ebrim.documententry import build_document_entry
+from xds.ebrim.folder import build_folder
+from xds.ebrim.rim import Element
+from xds.ebrim.submission import parse_submit_objects_request
+from xds.ebrim.submissionset import build_submission_set
+from xds.ebrim.vocabulary import (
+    REPLACING_TYPES, AssociationType, DocumentEntryType, Status,
+)
+from xds.model.errors import ErrorCode, RegistryError, XdsError
+from xds.model.metadata import Association, DocumentEntry, Folder, Submission
+from xds.model.values import new_uuid_urn
+from xds.registry.context import Registry
+from xds.registry.validate import extra_slots_not_saved, validate_submission
+from xds.store import registry as index
+from xds.store.db import write_transaction
+from xds.store.patients import is_known
+
+__all__ = ["register_document_set"]
+
+log = logging.getLogger("xds.registry.iti42")
+_ATTEMPTS = 3
+_REGISTRY_ONLY_TARGETS = frozenset({
+    AssociationType.RPLC, AssociationType.XFRM_RPLC, AssociationType.IsSnapshotOf})
+
+
+def register_document_set(registry: Registry, body: Element) -> list[RegistryError]:
+    """Register the SubmitObjectsRequest ``body`` whole, or nothing of it.
+
+    Returns the warnings of a successful registration; raises XdsError with every error
+    found otherwise (XDSRegistryMetadataError, XDSPatientIdDoesNotMatch, XDSUnknownPatientId,
+    XDSRegistryDuplicateUniqueIdInMessage, XDSDuplicateUniqueIdInRegistry, XDSNonIdenticalHash,
+    XDSNonIdenticalSize, UnresolvedReferenceException, XDSRegistryDeprecatedDocumentError).
+    """
+    submission = parse_submit_objects_request(body)
+    errors = validate_submission(submission)
+    if errors:
+        raise XdsError.of(errors)
+    warnings = extra_slots_not_saved(submission)
+    _assign_uuids(submission)
+    for attempt in range(1, _ATTEMPTS + 1):
+        try:
+            with write_transaction(registry.engine) as conn:
+                plan = _check(conn, submission)
+                _store(conn, submission, plan)
+            break
+        except IntegrityError:
+            # A concurrent submission claimed one of our uniqueIds (or ids) first; checking
+            # again now sees its rows and answers with the proper IHE error code.
+            log.info("ITI-42 lost a uniqueId race, attempt %d", attempt)
+            if attempt == _ATTEMPTS:
+                raise XdsError(ErrorCode.XDSRegistryBusy, "concurrent submissions conflicted")
+    ss = submission.submission_set
+    log.info("ITI-42 registered SubmissionSet %s (%s) with %d DocumentEntries, %d Folders",
+             ss.entry_uuid, ss.unique_id, len(submission.document_entries),
+             len(submission.folders))
+    return warnings
+
+
+def _assign_uuids(sub: Submission) -> None:
+    """Replace symbolic ids with fresh UUIDs everywhere (ITI TF-2 §3.42.4.1.3.7)."""
+    mapping: dict[str, str] = {}
+    objects: list[DocumentEntry | Folder | Association] = [
+        *sub.document_entries, *sub.folders, *sub.associations]
+    for obj in [sub.submission_set, *objects]:
+        if not obj.entry_uuid.startswith("urn:uuid:"):
+            mapping[obj.entry_uuid] = new_uuid_urn()
+            obj.entry_uuid = mapping[obj.entry_uuid]
+    for assoc in sub.associations:
+        for attr in ("source_object", "target_object"):
+            ref = getattr(assoc, attr)
+            if ref in mapping:
+                setattr(assoc, attr, mapping[ref])
+            elif not ref.startswith("urn:uuid:"):
+                raise XdsError(
+                    ErrorCode.UnresolvedReferenceException,
+                    f"Association {assoc.entry_uuid}: symbolic reference {ref} is not an object "
+                    "of this submission")
+
+
+@dataclass(slots=True)
+class _Plan:
+    """Effects decided by the checks, carried out by _store."""
+
+    now: str
+    new_unique_ids: list[tuple[str, str, str | None, int | None]] = field(default_factory=list)
+    replaced: list[tuple[str, str]] = field(default_factory=list)  # (new DE, replaced DE)
+    folders_touched: set[str] = field(default_factory=set)
+
+
+def _check(conn: Connection, sub: Submission) -> _Plan:
+    ss = sub.submission_set
+    patient_id = ss.patient_id or ""
+    if not is_known(conn, patient_id):
+        raise XdsError(ErrorCode.XDSUnknownPatientId, patient_id)
+    plan = _Plan(now=datetime.now(UTC).strftime("%Y%m%d%H%M%S"))
+    submitted: dict[str, str] = {ss.entry_uuid: "SubmissionSet"}
+    submitted |= {de.entry_uuid: "DocumentEntry" for de in sub.document_entries}
+    submitted |= {fd.entry_uuid: "Folder" for fd in sub.folders}
+    submitted |= {a.entry_uuid: "Association" for a in sub.associations}
+    clash = index.find_objects(conn, submitted)
+    if clash:
+        raise XdsError(ErrorCode.XDSRegistryMetadataError,
+                       f"id {next(iter(clash))} of a submitted object is already in the registry")
+    _check_unique_ids(conn, sub, plan)
+    referenced = {a.source_object for a in sub.associations}
+    referenced |= {a.target_object for a in sub.associations}
+    stored = index.find_objects(conn, referenced - submitted.keys())
+    _check_associations(sub, submitted, stored, plan)
+    return plan
+
+
+def _check_unique_ids(conn: Connection, sub: Submission, plan: _Plan) -> None:
+    ss = sub.submission_set
+    packages = [("SubmissionSet", ss.unique_id or "")]
+    packages += [("Folder", fd.unique_id or "") for fd in sub.folders]
+    claims = index.find_claims(
+        conn, [uid for _, uid in packages] + [de.unique_id or "" for de in sub.document_entries])
+    for kind, uid in packages:
+        if uid in claims:
+            raise XdsError(ErrorCode.XDSDuplicateUniqueIdInRegistry,
+                           f"{kind} uniqueId {uid} is already used in the registry")
+        plan.new_unique_ids.append((uid, kind, None, None))
+    for de in sub.document_entries:
+        uid, hash_, size = de.unique_id or "", (de.hash or "").lower(), int(de.size or 0)
+        claim = claims.get(uid)
+        if claim is None:
+            plan.new_unique_ids.append((uid, "DocumentEntry", hash_, size))
+        elif claim.kind != "DocumentEntry":
+            raise XdsError(ErrorCode.XDSRegistryMetadataError,
+                           f"DocumentEntry uniqueId {uid} is already used by a {claim.kind}")
+        elif (claim.hash or "") != hash_:
+            raise XdsError(ErrorCode.XDSNonIdenticalHash, uid)
+        elif claim.size != size:
+            raise XdsError(ErrorCode.XDSNonIdenticalSize, uid)
+
+
+def _check_associations(sub: Submission, submitted: dict[str, str],
+                        stored: dict[str, index.StoredObject], plan: _Plan) -> None:
+    ss = sub.submission_set
+    entries = {de.entry_uuid: de for de in sub.document_entries}
+    folders = {fd.entry_uuid: fd for fd in sub.folders}
+    members: set[str] = set()  # targets of SubmissionSet HasMembers
+
+    def kind_of(ref: str, assoc: Association) -> str:
+        if ref in submitted:
+            return submitted[ref]
+        if ref in stored:
+            return stored[ref].kind
+        raise XdsError(ErrorCode.UnresolvedReferenceException,
+                       f"Association {assoc.entry_uuid}: {ref} is neither in the submission nor "
+                       "in the registry")
+
+    def patient_of(ref: str) -> str:
+        obj = entries.get(ref) or folders.get(ref)
+        return (obj.patient_id or "") if obj else stored[ref].patient_id
+
+    def approved(ref: str, assoc: Association) -> None:
+        if ref in stored and stored[ref].status != Status.Approved:
+            raise XdsError(ErrorCode.XDSRegistryDeprecatedDocumentError,
+                           f"Association {assoc.entry_uuid} references {ref}, which is "
+                           f"{stored[ref].status.rsplit(':', 1)[-1]}")
+
+    def metadata(text: str) -> XdsError:
+        return XdsError(ErrorCode.XDSRegistryMetadataError, text)
+
+    fd_de: dict[str, Association] = {}
+    for assoc in sub.associations:
+        owner = f"Association {assoc.entry_uuid}"
+        source_kind = kind_of(assoc.source_object, assoc)
+        target_kind = kind_of(assoc.target_object, assoc)
+        if assoc.association_type == AssociationType.HasMember:
+            if assoc.source_object == ss.entry_uuid:
+                members.add(assoc.target_object)
+                _check_submission_set_member(assoc, target_kind, submitted)
+                if target_kind == "DocumentEntry":
+                    approved(assoc.target_object, assoc)
+            elif source_kind == "Folder":
+                if target_kind != "DocumentEntry":
+                    raise metadata(f"{owner}: a Folder HasMember must target a DocumentEntry")
+                approved(assoc.source_object, assoc)
+                approved(assoc.target_object, assoc)
+                if patient_of(assoc.source_object) != patient_of(assoc.target_object):
+                    raise XdsError(ErrorCode.XDSPatientIdDoesNotMatch,
+                                   f"{owner}: DocumentEntry {assoc.target_object} and Folder "
+                                   f"{assoc.source_object} have different patientIds")
+                fd_de[assoc.entry_uuid] = assoc
+                if assoc.source_object in stored:
+                    plan.folders_touched.add(assoc.source_object)
+            else:
+                raise metadata(f"{owner}: HasMember source must be the SubmissionSet or a Folder")
+            continue
+        # A document relationship (ITI TF-2 §3.42.4.1.3.5).
+        if assoc.source_object not in entries:
+            raise XdsError(ErrorCode.UnresolvedReferenceException,
+                           f"{owner}: sourceObject {assoc.source_object} must be a DocumentEntry "
+                           "of this submission")
+        if target_kind != "DocumentEntry":
+            raise metadata(f"{owner}: targetObject {assoc.target_object} is a {target_kind}")
+        if assoc.association_type in _REGISTRY_ONLY_TARGETS and assoc.target_object not in stored:
+            raise XdsError(ErrorCode.UnresolvedReferenceException,
+                           f"{owner}: targetObject {assoc.target_object} must already be in "
+                           "the registry")
+        approved(assoc.target_object, assoc)
+        if patient_of(assoc.source_object) != patient_of(assoc.target_object):
+            raise XdsError(ErrorCode.XDSPatientIdDoesNotMatch,
+                           f"{owner}: DocumentEntries {assoc.source_object} and "
+                           f"{assoc.target_object} have different patientIds")
+        if assoc.association_type == AssociationType.IsSnapshotOf:
+            target = stored[assoc.target_object]
+            if target.object_type != DocumentEntryType.OnDemand:
+                raise metadata(f"{owner}: IsSnapshotOf must target an On-Demand DocumentEntry")
+        if assoc.association_type in REPLACING_TYPES:
+            plan.replaced.append((assoc.source_object, assoc.target_object))
+
+    for ref in [*entries, *folders, *fd_de]:
+        if ref not in members:
+            raise metadata(f"{submitted[ref]} {ref} has no HasMember from the SubmissionSet")
+
+
+def _check_submission_set_member(assoc: Association, target_kind: str,
+                                 submitted: dict[str, str]) -> None:
+    owner = f"Association {assoc.entry_uuid}"
+    in_submission = assoc.target_object in submitted
+    if target_kind == "DocumentEntry":
+        values = assoc.submission_set_status or []
+        if len(values) != 1 or values[0] not in ("Original", "Reference"):
+            raise XdsError(ErrorCode.XDSRegistryMetadataError,
+                           f"{owner}: SubmissionSet HasMember of a DocumentEntry needs one "
+                           "SubmissionSetStatus value, Original or Reference")
+        if values[0] == "Original" and not in_submission:
+            raise XdsError(ErrorCode.XDSRegistryMetadataError,
+                           f"{owner}: SubmissionSetStatus Original but DocumentEntry "
+                           f"{assoc.target_object} is not in the submission")
+        if values[0] == "Reference" and in_submission:
+            raise XdsError(ErrorCode.XDSRegistryMetadataError,
+                           f"{owner}: SubmissionSetStatus Reference but DocumentEntry "
+                           f"{assoc.target_object} is in the submission (use Original)")
+    elif target_kind in ("Folder", "Association"):
+        if not in_submission:
+            raise XdsError(ErrorCode.XDSRegistryMetadataError,
+                           f"{owner}: a SubmissionSet HasMember may target an existing "
+                           "DocumentEntry only")
+    else:
+        raise XdsError(ErrorCode.XDSRegistryMetadataError,
+                       f"{owner}: a SubmissionSet cannot contain a {target_kind}")
+
+
+def _xml(el: Element) -> bytes:
+    return etree.tostring(el, encoding="utf-8")
+
+
+def _store(conn: Connection, sub: Submission, plan: _Plan) -> None:
+    ss = sub.submission_set
+    patient_id = ss.patient_id or ""
+    for uid, kind, hash_, size in plan.new_unique_ids:
+        index.insert_claim(conn, uid, kind, hash_, size)
+    ss.availability_status = Status.Approved
+    index.insert_submission_set(conn, ss, _xml(build_submission_set(ss)))
+    for de in sub.document_entries:
+        de.availability_status = Status.Approved
+        de.lid, de.version = de.entry_uuid, "1"
+        index.insert_document_entry(conn, de, ss.entry_uuid, _xml(build_document_entry(de)))
+    for fd in sub.folders:
+        fd.availability_status = Status.Approved
+        fd.lid, fd.version, fd.last_update_time = fd.entry_uuid, "1", None
+        index.insert_folder(conn, fd, plan.now, _xml(build_folder(fd)))
+    for assoc in sub.associations:
+        assoc.availability_status = Status.Approved
+        index.insert_association(conn, assoc, patient_id, _xml(build_association(assoc)))
+    entries = {de.entry_uuid: de for de in sub.document_entries}
+    for new_id, old_id in plan.replaced:
+        _replace(conn, ss.entry_uuid, entries[new_id], old_id, plan)
+    index.touch_folders(conn, plan.folders_touched, plan.now)
+
+
+def _replace(conn: Connection, ss_id: str, new: DocumentEntry, old_id: str, plan: _Plan) -> None:
+    """RPLC / XFRM_RPLC side effects (ITI TF-2 §3.42.4.1.3.5, TF-3 §4.2.2.2)."""
+    if not index.deprecate_document(conn, old_id):
+        raise XdsError(ErrorCode.XDSRegistryDeprecatedDocumentError,
+                       f"DocumentEntry {old_id} was already replaced")
+    index.deprecate_documents(conn, index.transforms_and_addenda(conn, old_id))
+    for folder_id, folder_patient in index.approved_folders_containing(conn, old_id):
+        if folder_patient != new.patient_id:
+            raise XdsError(ErrorCode.XDSPatientIdDoesNotMatch,
+                           f"replacement {new.entry_uuid} and Folder {folder_id} have different "
+                           "patientIds")
+        member = Association(
+            entry_uuid=new_uuid_urn(), association_type=AssociationType.HasMember,
+            source_object=folder_id, target_object=new.entry_uuid,
+            availability_status=Status.Approved)
+        link = Association(
+            entry_uuid=new_uuid_urn(), association_type=AssociationType.HasMember,
+            source_object=ss_id, target_object=member.entry_uuid,
+            availability_status=Status.Approved)
+        for assoc in (member, link):
+            index.insert_association(conn, assoc, new.patient_id or "", _xml(build_association(assoc)))
+        plan.folders_touched.add(folder_id)

@@ -1,0 +1,42 @@
+"""Known patients of the affinity domain: the ids ITI-42 accepts (fed by ``xds patient add``, later ITI-8/44)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from sqlalchemy import Connection, Engine, select
+
+from xds.store.db import write_transaction
+from xds.store.tables import patient
+
+__all__ = ["add_patient", "known_patient_ids", "is_known"]
+
+
+def add_patient(engine: Engine, patient_id: str) -> bool:
+    """Make ``patient_id`` (CX) known; False if it already was."""
+    with write_transaction(engine) as conn:
+        if is_known(conn, patient_id):
+            return False
+        now = datetime.now(UTC).strftime("%Y%m%d%H%M%S")
+        conn.execute(patient.insert().values(patient_id=patient_id, created=now))
+        return True
+
+
+def is_known(conn: Connection, patient_id: str) -> bool:
+    """True when ``patient_id`` was fed and not merged away."""
+    row = conn.execute(
+        select(patient.c.merged_into).where(patient.c.patient_id == patient_id)
+    ).first()
+    return row is not None and row.merged_into is None
+
+
+def known_patient_ids(conn: Connection, patient_ids: set[str]) -> set[str]:
+    """The subset of ``patient_ids`` that is known (one query)."""
+    if not patient_ids:
+        return set()
+    rows = conn.execute(
+        select(patient.c.patient_id).where(
+            patient.c.patient_id.in_(sorted(patient_ids)), patient.c.merged_into.is_(None)
+        )
+    )
+    return {r.patient_id for r in rows}
