@@ -20,4 +20,4 @@ DatabaseUrl = Annotated[str | None, typer.Option(
 
 def settings_from(**options: object) -> Settings:
     """Settings from ``XDS_*`` variables overridden by the given command-line options."""
-    return Settings.from_env(**options)
+    return Settings.from_env(None, **options)

@@ -1,0 +1,146 @@
+"""Shared fixtures: every backend-dependent fixture runs once per database ("sqlite", "postgresql").
+
+The PostgreSQL half needs ``XDS_TEST_POSTGRES_URL`` (an admin URL such as
+``postgresql+psycopg://postgres@127.0.0.1:5432/postgres``); each session creates its own
+``xds_test_<hex>`` database there and drops it at the end. Without the variable those tests skip.
+
+    def test_register(registry_url, new_patient):
+        pid = new_patient()
+        resp, body = soapclient.post(registry_url, soapclient.ITI42,
+                                     samples.single_document_submission(pid))
+        assert soapclient.status(body) == soapclient.SUCCESS
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import pytest
+
+from tests import samples
+from tests.server import running_server
+
+if TYPE_CHECKING:
+    from sqlalchemy.engine import Engine
+
+    from xds.config import Settings
+
+POSTGRES_ENV = "XDS_TEST_POSTGRES_URL"
+BACKENDS = ["sqlite", "postgresql"]
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    # The developer's XDS_* settings (a production database, a port) must not leak into tests;
+    # only the test-suite's own XDS_TEST_* variables survive.
+    for key in [k for k in os.environ if k.startswith("XDS_") and not k.startswith("XDS_TEST_")]:
+        del os.environ[key]
+
+
+@pytest.fixture(scope="session", params=BACKENDS)
+def backend(request: pytest.FixtureRequest) -> str:
+    """The database backend under test: "sqlite" or "postgresql"."""
+    return str(request.param)
+
+
+@pytest.fixture(scope="session")
+def database_url(backend: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A SQLAlchemy URL of an empty database of ``backend``, fresh for this session."""
+    if backend == "sqlite":
+        path = tmp_path_factory.mktemp("sqlite") / "registry.sqlite"
+        yield f"sqlite:///{path}"
+        return
+    admin_url = os.environ.get(POSTGRES_ENV, "")
+    if not admin_url:
+        pytest.skip(f"{POSTGRES_ENV} not set")
+    with _postgres_database(admin_url) as url:
+        yield url
+
+
+@contextmanager
+def _postgres_database(admin_url: str) -> Iterator[str]:
+    """Create ``xds_test_<hex>`` through an admin URL, yield its URL, then drop it (even while
+    connections to it remain)."""
+    from sqlalchemy import create_engine, text
+    from sqlalchemy.engine import make_url
+
+    name = f"xds_test_{secrets.token_hex(6)}"
+    # CREATE/DROP DATABASE cannot run inside a transaction block.
+    admin = create_engine(admin_url, isolation_level="AUTOCOMMIT", pool_pre_ping=True)
+    try:
+        with admin.connect() as conn:
+            conn.execute(text(f'CREATE DATABASE "{name}"'))
+        try:
+            yield make_url(admin_url).set(database=name).render_as_string(hide_password=False)
+        finally:
+            with admin.connect() as conn:
+                version = int(conn.execute(text("SHOW server_version_num")).scalar_one())
+                if version >= 130000:
+                    conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+                else:
+                    conn.execute(
+                        text("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                             "WHERE datname = :name AND pid <> pg_backend_pid()"),
+                        {"name": name},
+                    )
+                    conn.execute(text(f'DROP DATABASE IF EXISTS "{name}"'))
+    finally:
+        admin.dispose()
+
+
+@pytest.fixture(scope="session")
+def settings(backend: str, database_url: str, tmp_path_factory: pytest.TempPathFactory) -> Settings:
+    """Explicit Settings for this backend: a fresh data directory and ``database_url``."""
+    from xds.config import Settings
+
+    data_dir: Path = tmp_path_factory.mktemp(f"xds-data-{backend}")
+    return Settings(data_dir=data_dir, database_url=database_url)
+
+
+@pytest.fixture(scope="session")
+def server(settings: Settings) -> Iterator[str]:
+    """Base URL (``http://127.0.0.1:<port>``) of the whole app served by uvicorn for this
+    backend; the app's lifespan creates the schema."""
+    from xds.app import build_app
+
+    with running_server(build_app(settings)) as base:
+        yield base
+
+
+@pytest.fixture(scope="session")
+def registry_url(server: str) -> str:
+    """The Document Registry endpoint (ITI-42, ITI-18)."""
+    return server + "/xds/registry"
+
+
+@pytest.fixture(scope="session")
+def engine(settings: Settings, server: str) -> Iterator[Engine]:
+    """A SQLAlchemy Engine on the server's database (schema already created by the server)."""
+    from xds.store.db import open_engine
+
+    eng = open_engine(settings)
+    try:
+        yield eng
+    finally:
+        eng.dispose()
+
+
+@pytest.fixture
+def new_patient(engine: Engine, settings: Settings) -> Callable[..., str]:
+    """A function that registers a known patient and returns its id.
+
+    ``new_patient()`` makes a fresh random CX id in the affinity domain
+    (``<digits>^^^&1.3.6.1.4.1.21367.13.20.1000&ISO``); ``new_patient(pid)`` registers ``pid``.
+    """
+    from xds.store.patients import add_patient
+
+    def make(patient_id: str | None = None) -> str:
+        pid = patient_id or samples.new_patient_id(settings.affinity_domain)
+        add_patient(engine, pid)
+        return pid
+
+    return make
