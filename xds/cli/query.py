@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Sequence
 from typing import Annotated
 
@@ -54,7 +55,8 @@ def _run(url: str, query: StoredQuery, params: list[tuple[str, list[str]]], xml:
 
 
 def _print(response: etree._Element) -> None:
-    console = Console()
+    # Piped output keeps whole ids on one line rather than folding them to a guessed width.
+    console = Console(width=None if sys.stdout.isatty() else 320)
     console.print(f"status: {response.get('status', '').rsplit(':', 1)[-1]}")
     for err in response.iterfind(f"{{{NS_RS}}}RegistryErrorList/{{{NS_RS}}}RegistryError"):
         console.print(f"[red]{err.get('severity', '').rsplit(':', 1)[-1]}[/red] "

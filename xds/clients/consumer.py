@@ -8,7 +8,6 @@ from typing import Any
 import zeep
 from lxml import etree
 from zeep.plugins import Plugin
-from zeep.wsa import WsAddressingPlugin
 
 from xds.config import WSDL_DIR
 from xds.ebrim.vocabulary import NS_RIM, ReturnType
@@ -21,12 +20,19 @@ REGISTRY_WSDL = WSDL_DIR / "iti" / "wsdl" / "XDS.b_DocumentRegistry.wsdl"
 _MAX_RESPONSE = 256 * 1024 * 1024
 
 
-class _ReplyTo(Plugin):  # type: ignore[misc]
-    """Adds wsa:ReplyTo (anonymous): IHE_WSA102 requires it on every initiating message."""
+class _IheAddressing(Plugin):  # type: ignore[misc]
+    """Completes the WS-Addressing headers zeep writes from the WSDL's wsaw:Action.
+
+    zeep already adds Action, MessageID and To (so zeep.wsa.WsAddressingPlugin would send them
+    twice); IHE also wants mustUnderstand on Action (IHE_WSA101) and ReplyTo (IHE_WSA102).
+    """
 
     def egress(self, envelope: Any, http_headers: Any, operation: Any, binding_options: Any
                ) -> tuple[Any, Any]:
         header = envelope.find(f"{{{SOAP12_ENV}}}Header")
+        action = header.find(f"{{{WSA}}}Action") if header is not None else None
+        if action is not None:
+            action.set(f"{{{SOAP12_ENV}}}mustUnderstand", "true")
         if header is not None and header.find(f"{{{WSA}}}ReplyTo") is None:
             reply_to = etree.SubElement(header, f"{{{WSA}}}ReplyTo")
             etree.SubElement(reply_to, f"{{{WSA}}}Address").text = WSA_ANONYMOUS
@@ -45,7 +51,7 @@ class DocumentConsumer:
     def __init__(self, endpoint: str, *, timeout: float = 60.0) -> None:
         transport = zeep.Transport(timeout=timeout, operation_timeout=timeout)
         self._client = zeep.Client(
-            str(REGISTRY_WSDL), transport=transport, plugins=[WsAddressingPlugin(), _ReplyTo()])
+            str(REGISTRY_WSDL), transport=transport, plugins=[_IheAddressing()])
         self._service = self._client.create_service(
             "{urn:ihe:iti:xds-b:2007}DocumentRegistry_Binding_Soap12", endpoint)
         self._rim = self._client.type_factory(NS_RIM)
@@ -61,8 +67,10 @@ class DocumentConsumer:
 
         Returns the ``query:AdhocQueryResponse`` element as received.
         """
-        slots = [self._rim.SlotType1(name=name, ValueList=self._rim.ValueListType(Value=list(v)))
-                 for name, v in params]
+        # ValueListType is a sequence of Value inside an unnamed group, hence zeep's _value_1.
+        slots = [self._rim.SlotType1(name=name, ValueList=self._rim.ValueListType(
+                     _value_1=[{"Value": value} for value in values]))
+                 for name, values in params]
         with self._client.settings(raw_response=True):
             http = self._service.DocumentRegistry_RegistryStoredQuery(
                 ResponseOption=self._query.ResponseOptionType(
