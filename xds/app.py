@@ -15,7 +15,7 @@ from xds.registry.service import registry_operations
 from xds.soap import SoapEndpoint, wsdl_files_app
 from xds.store.db import migrate, open_engine
 
-__all__ = ["build_app", "REGISTRY_PATH"]
+__all__ = ["build_app", "app_from_environment", "REGISTRY_PATH"]
 
 REGISTRY_PATH = "/xds/registry"
 log = logging.getLogger("xds.app")
@@ -46,3 +46,8 @@ def build_app(settings: Settings) -> Starlette:
         Mount("/wsdl", app=wsdl_files_app),
     ]
     return Starlette(routes=routes, lifespan=lifespan)
+
+
+def app_from_environment() -> Starlette:
+    """``build_app`` on Settings from ``XDS_*`` variables: the factory each uvicorn worker calls."""
+    return build_app(Settings.from_env())

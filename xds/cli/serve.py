@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 from typing import Annotated
 
 import typer
@@ -18,15 +19,30 @@ def serve(
     port: Annotated[int | None, typer.Option(envvar="XDS_PORT", help="Listen port [8080].")] = None,
     data_dir: DataDir = None,
     database_url: DatabaseUrl = None,
+    workers: Annotated[int, typer.Option(
+        envvar="XDS_WORKERS", help="Worker processes; they share nothing but the store.")] = 1,
 ) -> None:
-    """Serve the Document Registry (ITI-42, ITI-18) at /xds/registry."""
+    """Serve every actor: the Document Registry (ITI-42, ITI-18) at /xds/registry."""
     from xds.app import build_app
+    from xds.store.db import migrate, open_engine
 
     settings = settings_from(host=host, port=port, data_dir=data_dir, database_url=database_url)
     logging.basicConfig(level=settings.log_level.upper(),
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    app = build_app(settings)
+    database = settings.effective_database_url.split("@")[-1]
     typer.echo(f"xds: registry at http://{settings.host}:{settings.port}/xds/registry "
-               f"(data in {settings.data_dir}, database {settings.effective_database_url.split('@')[-1]})")
-    uvicorn.run(app, host=settings.host, port=settings.port, log_level=settings.log_level,
+               f"(data in {settings.data_dir}, database {database}, {workers} worker(s))")
+    if workers <= 1:
+        uvicorn.run(build_app(settings), host=settings.host, port=settings.port,
+                    log_level=settings.log_level, proxy_headers=True)
+        return
+    # Migrate once here, so workers starting together do not race on the schema, then hand
+    # the resolved settings to the workers through the environment they inherit.
+    engine = open_engine(settings)
+    migrate(engine)
+    engine.dispose()
+    os.environ.update({"XDS_DATA_DIR": str(settings.data_dir),
+                       "XDS_DATABASE_URL": settings.database_url})
+    uvicorn.run("xds.app:app_from_environment", factory=True, workers=workers,
+                host=settings.host, port=settings.port, log_level=settings.log_level,
                 proxy_headers=True)

@@ -50,11 +50,14 @@ def register_document_set(registry: Registry, body: Element) -> list[RegistryErr
         raise XdsError.of(errors)
     warnings = extra_slots_not_saved(submission)
     _assign_uuids(submission)
+    # The XML is built before the transaction: writers queue for the database lock, so
+    # nothing that does not need it runs while holding it.
+    xml = _approve_and_build(submission)
     for attempt in range(1, _ATTEMPTS + 1):
         try:
             with write_transaction(registry.engine) as conn:
                 plan = _check(conn, submission)
-                _store(conn, submission, plan)
+                _store(conn, submission, plan, xml)
             break
         except IntegrityError:
             # A concurrent submission claimed one of our uniqueIds (or ids) first; checking
@@ -95,7 +98,7 @@ class _Plan:
     """Effects decided by the checks, carried out by _store."""
 
     now: str
-    new_unique_ids: list[tuple[str, str, str | None, int | None]] = field(default_factory=list)
+    new_unique_ids: list[index.UniqueIdClaim] = field(default_factory=list)
     replaced: list[tuple[str, str]] = field(default_factory=list)  # (new DE, replaced DE)
     folders_touched: set[str] = field(default_factory=set)
 
@@ -132,12 +135,12 @@ def _check_unique_ids(conn: Connection, sub: Submission, plan: _Plan) -> None:
         if uid in claims:
             raise XdsError(ErrorCode.XDSDuplicateUniqueIdInRegistry,
                            f"{kind} uniqueId {uid} is already used in the registry")
-        plan.new_unique_ids.append((uid, kind, None, None))
+        plan.new_unique_ids.append(index.UniqueIdClaim(uid, kind, None, None))
     for de in sub.document_entries:
         uid, hash_, size = de.unique_id or "", (de.hash or "").lower(), int(de.size or 0)
         claim = claims.get(uid)
         if claim is None:
-            plan.new_unique_ids.append((uid, "DocumentEntry", hash_, size))
+            plan.new_unique_ids.append(index.UniqueIdClaim(uid, "DocumentEntry", hash_, size))
         elif claim.kind != "DocumentEntry":
             raise XdsError(ErrorCode.XDSRegistryMetadataError,
                            f"DocumentEntry uniqueId {uid} is already used by a {claim.kind}")
@@ -262,26 +265,42 @@ def _xml(el: Element) -> bytes:
     return etree.tostring(el, encoding="utf-8")
 
 
-def _store(conn: Connection, sub: Submission, plan: _Plan) -> None:
+def _approve_and_build(sub: Submission) -> dict[str, bytes]:
+    """Set the registry-owned attributes of every new object; its XML by entryUUID."""
     ss = sub.submission_set
-    patient_id = ss.patient_id or ""
-    for uid, kind, hash_, size in plan.new_unique_ids:
-        index.insert_claim(conn, uid, kind, hash_, size)
     ss.availability_status = Status.Approved
-    index.insert_submission_set(conn, ss, _xml(build_submission_set(ss)))
+    xml = {ss.entry_uuid: _xml(build_submission_set(ss))}
     for de in sub.document_entries:
         de.availability_status = Status.Approved
         de.lid, de.version = de.entry_uuid, "1"
-        index.insert_document_entry(conn, de, ss.entry_uuid, _xml(build_document_entry(de)))
+        xml[de.entry_uuid] = _xml(build_document_entry(de))
     for fd in sub.folders:
+        # lastUpdateTime lives in its column and is written into the XML on the way out.
         fd.availability_status = Status.Approved
         fd.lid, fd.version, fd.last_update_time = fd.entry_uuid, "1", None
-        index.insert_folder(conn, fd, plan.now, _xml(build_folder(fd)))
+        xml[fd.entry_uuid] = _xml(build_folder(fd))
     for assoc in sub.associations:
         assoc.availability_status = Status.Approved
-        index.insert_association(conn, assoc, patient_id, _xml(build_association(assoc)))
+        xml[assoc.entry_uuid] = _xml(build_association(assoc))
+    return xml
+
+
+def _store(conn: Connection, sub: Submission, plan: _Plan, xml: dict[str, bytes]) -> None:
+    ss = sub.submission_set
+    patient_id = ss.patient_id or ""
+    # One global order for the row locks taken below (claims, then replaced entries): two
+    # submissions holding the same uniqueIds in different orders would otherwise deadlock on
+    # PostgreSQL, and a deadlock is an internal error, not the IHE answer.
+    index.insert_claims(conn, sorted(plan.new_unique_ids, key=lambda claim: claim.unique_id))
+    index.insert_submission_set(conn, ss, xml[ss.entry_uuid])
+    for de in sub.document_entries:
+        index.insert_document_entry(conn, de, ss.entry_uuid, xml[de.entry_uuid])
+    for fd in sub.folders:
+        index.insert_folder(conn, fd, plan.now, xml[fd.entry_uuid])
+    index.insert_associations(
+        conn, [(a, xml[a.entry_uuid]) for a in sub.associations], patient_id)
     entries = {de.entry_uuid: de for de in sub.document_entries}
-    for new_id, old_id in plan.replaced:
+    for new_id, old_id in sorted(plan.replaced, key=lambda pair: pair[1]):
         _replace(conn, ss.entry_uuid, entries[new_id], old_id, plan)
     index.touch_folders(conn, plan.folders_touched, plan.now)
 
@@ -305,6 +324,6 @@ def _replace(conn: Connection, ss_id: str, new: DocumentEntry, old_id: str, plan
             entry_uuid=new_uuid_urn(), association_type=AssociationType.HasMember,
             source_object=ss_id, target_object=member.entry_uuid,
             availability_status=Status.Approved)
-        for assoc in (member, link):
-            index.insert_association(conn, assoc, new.patient_id or "", _xml(build_association(assoc)))
+        index.insert_associations(
+            conn, [(a, _xml(build_association(a))) for a in (member, link)], new.patient_id or "")
         plan.folders_touched.add(folder_id)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+import weakref
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -17,6 +19,7 @@ __all__ = ["open_engine", "migrate", "write_transaction", "read_connection"]
 
 _MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 _WRITE = "xds_write"
+_WRITER_LOCKS: weakref.WeakKeyDictionary[Engine, threading.Lock] = weakref.WeakKeyDictionary()
 
 
 def open_engine(settings: Settings) -> Engine:
@@ -31,6 +34,8 @@ def open_engine(settings: Settings) -> Engine:
 
 
 def _sqlite_tuning(engine: Engine) -> None:
+    _WRITER_LOCKS[engine] = threading.Lock()
+
     @event.listens_for(engine, "connect")
     def _connect(dbapi_conn: Any, _record: Any) -> None:
         # pysqlite's own transaction handling is switched off so that "begin" below decides
@@ -62,7 +67,15 @@ def migrate(engine: Engine) -> None:
 @contextmanager
 def write_transaction(engine: Engine) -> Iterator[Connection]:
     """A connection in a write transaction: committed on success, rolled back on any error."""
-    with engine.connect().execution_options(**{_WRITE: True}) as conn, conn.begin():
+    lock = _WRITER_LOCKS.get(engine)
+    if lock is None:
+        with engine.connect().execution_options(**{_WRITE: True}) as conn, conn.begin():
+            yield conn
+        return
+    # SQLite has one writer at a time; threads that queue on a lock here wake the moment it is
+    # free, where SQLite's busy handler would poll with growing sleeps (measured: 4 concurrent
+    # clients got half the registrations per second without this lock).
+    with lock, engine.connect().execution_options(**{_WRITE: True}) as conn, conn.begin():
         yield conn
 
 

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from sqlalchemy import Connection, Engine, select
+from sqlalchemy import Connection, Engine, bindparam, select
 
 from xds.store.db import write_transaction
 from xds.store.tables import patient
 
 __all__ = ["add_patient", "known_patient_ids", "is_known"]
+
+
+_MERGED_INTO = select(patient.c.merged_into).where(patient.c.patient_id == bindparam("pid"))
 
 
 def add_patient(engine: Engine, patient_id: str) -> bool:
@@ -24,9 +27,7 @@ def add_patient(engine: Engine, patient_id: str) -> bool:
 
 def is_known(conn: Connection, patient_id: str) -> bool:
     """True when ``patient_id`` was fed and not merged away."""
-    row = conn.execute(
-        select(patient.c.merged_into).where(patient.c.patient_id == patient_id)
-    ).first()
+    row = conn.execute(_MERGED_INTO, {"pid": patient_id}).first()
     return row is not None and row.merged_into is None
 
 

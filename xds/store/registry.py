@@ -5,8 +5,10 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from sqlalchemy import Connection, String, and_, insert, literal, select, union_all, update
-from sqlalchemy.sql.elements import Label
+from sqlalchemy import (
+    Connection, String, and_, bindparam, insert, literal, select, union_all, update,
+)
+from sqlalchemy.sql.elements import BindParameter, Label
 
 from xds.ebrim.vocabulary import AssociationType, Status
 from xds.model.metadata import Association, DocumentEntry, Folder, SubmissionSet
@@ -18,7 +20,7 @@ from xds.store.tables import (
 
 __all__ = [
     "StoredObject", "UniqueIdClaim", "find_objects", "find_claims", "insert_document_entry",
-    "insert_submission_set", "insert_folder", "insert_association", "insert_claim",
+    "insert_submission_set", "insert_folder", "insert_associations", "insert_claims",
     "deprecate_document", "deprecate_documents", "approved_folders_containing",
     "transforms_and_addenda", "touch_folders",
 ]
@@ -50,21 +52,10 @@ def find_objects(conn: Connection, ids: Iterable[str]) -> dict[str, StoredObject
     wanted = sorted(set(ids))
     if not wanted:
         return {}
-    query = union_all(
-        select(document_entry.c.id, document_entry.c.patient_id, document_entry.c.status,
-               document_entry.c.object_type, _kind("DocumentEntry"))
-        .where(document_entry.c.id.in_(wanted)),
-        select(submission_set.c.id, submission_set.c.patient_id, submission_set.c.status,
-               _none(), _kind("SubmissionSet")).where(submission_set.c.id.in_(wanted)),
-        select(folder.c.id, folder.c.patient_id, folder.c.status, _none(), _kind("Folder"))
-        .where(folder.c.id.in_(wanted)),
-        select(association.c.id, association.c.patient_id, association.c.status, _none(),
-               _kind("Association")).where(association.c.id.in_(wanted)),
-    )
     return {
         row.id: StoredObject(id=row.id, kind=row.kind, patient_id=row.patient_id,
                              status=row.status, object_type=row.object_type)
-        for row in conn.execute(query)
+        for row in conn.execute(_FIND_OBJECTS, {"ids": wanted})
     }
 
 
@@ -76,20 +67,37 @@ def _none() -> Label[str]:
     return literal(None, String).label("object_type")
 
 
+# Statements are built once: SQLAlchemy then compiles each once and ITI-42 only binds values.
+_IDS: BindParameter[list[str]] = bindparam("ids", expanding=True)
+_FIND_OBJECTS = union_all(
+    select(document_entry.c.id, document_entry.c.patient_id, document_entry.c.status,
+           document_entry.c.object_type, _kind("DocumentEntry"))
+    .where(document_entry.c.id.in_(_IDS)),
+    select(submission_set.c.id, submission_set.c.patient_id, submission_set.c.status,
+           _none(), _kind("SubmissionSet")).where(submission_set.c.id.in_(_IDS)),
+    select(folder.c.id, folder.c.patient_id, folder.c.status, _none(), _kind("Folder"))
+    .where(folder.c.id.in_(_IDS)),
+    select(association.c.id, association.c.patient_id, association.c.status, _none(),
+           _kind("Association")).where(association.c.id.in_(_IDS)),
+)
+_FIND_CLAIMS = select(unique_id_claim).where(unique_id_claim.c.unique_id.in_(_IDS))
+
+
 def find_claims(conn: Connection, unique_ids: Iterable[str]) -> dict[str, UniqueIdClaim]:
     """Claims of the ``unique_ids`` already in use, by uniqueId."""
     wanted = sorted(set(unique_ids))
     if not wanted:
         return {}
-    rows = conn.execute(select(unique_id_claim).where(unique_id_claim.c.unique_id.in_(wanted)))
+    rows = conn.execute(_FIND_CLAIMS, {"ids": wanted})
     return {r.unique_id: UniqueIdClaim(r.unique_id, r.kind, r.hash, r.size) for r in rows}
 
 
-def insert_claim(conn: Connection, unique_id: str, kind: str, hash_: str | None = None,
-                 size: int | None = None) -> None:
-    """Claim ``unique_id``; a concurrent claim of the same id makes one transaction fail."""
-    conn.execute(insert(unique_id_claim).values(
-        unique_id=unique_id, kind=kind, hash=hash_, size=size))
+def insert_claims(conn: Connection, claims: Iterable[UniqueIdClaim]) -> None:
+    """Claim each uniqueId; a concurrent claim of the same id makes one transaction fail."""
+    rows = [{"unique_id": c.unique_id, "kind": c.kind, "hash": c.hash, "size": c.size}
+            for c in claims]
+    if rows:
+        conn.execute(insert(unique_id_claim), rows)
 
 
 def _time(value: str | None) -> str | None:
@@ -100,7 +108,7 @@ def insert_document_entry(conn: Connection, de: DocumentEntry, submission_set_id
                           xml: bytes) -> None:
     """Index ``de`` (ids already resolved, status set) with its XML."""
     pid = de.patient_id or ""
-    conn.execute(insert(document_entry).values(
+    conn.execute(insert(document_entry), dict(
         id=de.entry_uuid, patient_id=pid, status=de.availability_status,
         object_type=de.object_type, unique_id=de.unique_id, lid=de.lid or de.entry_uuid,
         version=int(de.version or 1), hash=(de.hash or "").lower() or None,
@@ -136,7 +144,7 @@ def insert_document_entry(conn: Connection, de: DocumentEntry, submission_set_id
 def insert_submission_set(conn: Connection, ss: SubmissionSet, xml: bytes) -> None:
     """Index ``ss`` with its XML."""
     pid = ss.patient_id or ""
-    conn.execute(insert(submission_set).values(
+    conn.execute(insert(submission_set), dict(
         id=ss.entry_uuid, patient_id=pid, status=ss.availability_status,
         unique_id=ss.unique_id, source_id=ss.source_id,
         submission_time=_time(ss.submission_time),
@@ -153,7 +161,7 @@ def insert_submission_set(conn: Connection, ss: SubmissionSet, xml: bytes) -> No
 def insert_folder(conn: Connection, fd: Folder, last_update_time: str, xml: bytes) -> None:
     """Index ``fd`` with its XML (which holds no lastUpdateTime: the column is the truth)."""
     pid = fd.patient_id or ""
-    conn.execute(insert(folder).values(
+    conn.execute(insert(folder), dict(
         id=fd.entry_uuid, patient_id=pid, status=fd.availability_status,
         unique_id=fd.unique_id, lid=fd.lid or fd.entry_uuid, version=int(fd.version or 1),
         last_update_time=last_update_time, home=fd.home_community_id, xml=xml,
@@ -164,13 +172,16 @@ def insert_folder(conn: Connection, fd: Folder, last_update_time: str, xml: byte
             {"folder_id": fd.entry_uuid, "code": k, "patient_id": pid} for k in codes])
 
 
-def insert_association(conn: Connection, assoc: Association, patient_id: str, xml: bytes) -> None:
-    """Index ``assoc`` with its XML."""
-    conn.execute(insert(association).values(
-        id=assoc.entry_uuid, patient_id=patient_id, association_type=assoc.association_type,
-        source_id=assoc.source_object, target_id=assoc.target_object,
-        status=assoc.availability_status, xml=xml,
-    ))
+def insert_associations(conn: Connection, rows: Iterable[tuple[Association, bytes]],
+                        patient_id: str) -> None:
+    """Index each (association, its XML) under ``patient_id`` (the SubmissionSet's)."""
+    params = [
+        {"id": a.entry_uuid, "patient_id": patient_id, "association_type": a.association_type,
+         "source_id": a.source_object, "target_id": a.target_object,
+         "status": a.availability_status, "xml": xml}
+        for a, xml in rows]
+    if params:
+        conn.execute(insert(association), params)
 
 
 def deprecate_document(conn: Connection, entry_id: str) -> bool:

@@ -1,0 +1,240 @@
+"""Registry benchmark (not a test): fill N DocumentEntries, then measure ITI-42 and ITI-18 over HTTP.
+
+    python benchmarks/registry.py                       # N=20,000 on SQLite in a temp dir
+    python benchmarks/registry.py --entries 1000000     # the 10^6 figure
+    python benchmarks/registry.py --database-url postgresql+psycopg://postgres@127.0.0.1/bench
+
+Prints: ITI-42 single-document registrations/s with 4 concurrent clients against a real
+``xds serve`` process, FindDocuments p50/p99 for patients with 10 documents, and beside it the
+floor measured in the same run: the same stored query (same SQL, same response XML) called
+in-process, without HTTP or SOAP. Targets: >= 300 registrations/s, p50 <= 15 ms, server <= 2x floor.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import random
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+import httpx
+from lxml import etree
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from tests import samples, soapclient  # noqa: E402  (the tests' independent ebRIM client)
+from tests.server import free_port  # noqa: E402
+from xds.config import Settings  # noqa: E402
+from xds.ebrim.submission import parse_submit_objects_request  # noqa: E402
+from xds.registry import iti42  # noqa: E402
+from xds.registry.context import Registry  # noqa: E402
+from xds.registry.iti18 import stored_query  # noqa: E402
+from xds.soap.envelope import build_envelope  # noqa: E402
+from xds.store.db import migrate, open_engine, write_transaction  # noqa: E402
+from xds.store.patients import add_patient  # noqa: E402
+from xds.store.registry import UniqueIdClaim  # noqa: E402
+from xds.store.tables import patient  # noqa: E402
+
+DOCS_PER_PATIENT = 10
+
+
+def fill(settings: Settings, entries: int, batch: int = 200) -> list[str]:
+    """Register ``entries`` DocumentEntries, 10 per patient, straight into the store.
+
+    Each patient's SubmissionSet goes through the product's own parse and store code (ebRIM
+    parse, id assignment, XML build, index rows) in large transactions; only the per-request
+    checks and HTTP are skipped so that 10^6 entries fill in minutes. Returns the patient ids.
+    """
+    engine = open_engine(settings)
+    migrate(engine)
+    patients: list[str] = []
+    now = datetime.now(UTC).strftime("%Y%m%d%H%M%S")
+    started = time.perf_counter()
+    n_patients = max(1, entries // DOCS_PER_PATIENT)
+    for first in range(0, n_patients, batch):
+        with write_transaction(engine) as conn:
+            rows = []
+            for _ in range(min(batch, n_patients - first)):
+                pid = samples.new_patient_id(settings.affinity_domain)
+                patients.append(pid)
+                rows.append({"patient_id": pid, "created": now})
+                sub = parse_submit_objects_request(_submission(pid))
+                iti42._assign_uuids(sub)  # noqa: SLF001 - trusted bulk load, see docstring
+                plan = iti42._Plan(now=now)  # noqa: SLF001
+                plan.new_unique_ids = [UniqueIdClaim(
+                    sub.submission_set.unique_id or "", "SubmissionSet", None, None)]
+                plan.new_unique_ids += [UniqueIdClaim(
+                    de.unique_id or "", "DocumentEntry", (de.hash or "").lower(), int(de.size or 0))
+                    for de in sub.document_entries]
+                iti42._store(conn, sub, plan, iti42._approve_and_build(sub))  # noqa: SLF001
+            conn.execute(patient.insert(), rows)
+        done = min(first + batch, n_patients) * DOCS_PER_PATIENT
+        if done % 50_000 < batch * DOCS_PER_PATIENT:
+            rate = done / (time.perf_counter() - started)
+            print(f"  filled {done:>9,} entries ({rate:,.0f}/s)", flush=True)
+    engine.dispose()
+    return patients
+
+
+def _submission(pid: str) -> etree._Element:
+    ss = samples.submission_set("SubmissionSet01", patient_id=pid)
+    objects: list[etree._Element] = [ss]
+    for i in range(DOCS_PER_PATIENT):
+        objects.append(samples.document_entry(
+            f"Document{i:02d}", patient_id=pid,
+            creation_time=f"2024{random.randint(1, 12):02d}{random.randint(1, 28):02d}120000"))
+        objects.append(samples.has_member(f"Association{i:02d}", "SubmissionSet01",
+                                          f"Document{i:02d}", "Original"))
+    return samples.submit_objects_request(objects)
+
+
+def start_server(settings: Settings, workers: int) -> tuple[subprocess.Popen[bytes], str]:
+    """``xds serve`` in its own process on a free port; returns it and the registry URL."""
+    port = free_port()
+    env = dict(os.environ, XDS_LOG_LEVEL="warning")
+    cmd = [sys.executable, "-m", "xds", "serve", "--port", str(port),
+           "--data-dir", str(settings.data_dir), "--workers", str(workers)]
+    if settings.database_url:
+        cmd += ["--database-url", settings.database_url]
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL)
+    url = f"http://127.0.0.1:{port}/xds/registry"
+    for _ in range(300):
+        try:
+            if httpx.get(url + "?wsdl", timeout=1).status_code == 200:
+                return proc, url
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.1)
+    proc.kill()
+    raise RuntimeError("xds serve did not start")
+
+
+def registrations_per_second(url: str, settings: Settings, clients: int, seconds: float) -> float:
+    """Single-document ITI-42 submissions/s with ``clients`` concurrent HTTP clients."""
+    engine = open_engine(settings)
+    pids = [samples.new_patient_id(settings.affinity_domain) for _ in range(clients)]
+    for pid in pids:
+        add_patient(engine, pid)
+    engine.dispose()
+    counts = [0] * clients
+    failures: list[str] = []
+    deadline = time.perf_counter() + seconds
+    barrier = threading.Barrier(clients)
+
+    # One envelope per client, made before the clock starts; each request only swaps in fresh
+    # uniqueIds, so the figure is the server's work, not the client's XML building.
+    templates = [soapclient.envelope(soapclient.ITI42, samples.single_document_submission(
+        pid, unique_id="2.25.1111", submission_set_options={"unique_id": "2.25.2222"}))
+        for pid in pids]
+
+    def client(i: int) -> None:
+        with httpx.Client(timeout=60) as http:
+            barrier.wait()
+            while time.perf_counter() < deadline:
+                body = templates[i].replace(b"2.25.1111", samples.new_oid().encode()).replace(
+                    b"2.25.2222", samples.new_oid().encode())
+                resp = http.post(url, content=body, headers={"Content-Type": soapclient.CONTENT_TYPE})
+                if b"ResponseStatusType:Success" not in resp.content:
+                    failures.append(resp.text[:300])
+                counts[i] += 1
+
+    started = time.perf_counter()
+    threads = [threading.Thread(target=client, args=(i,)) for i in range(clients)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    elapsed = time.perf_counter() - started
+    if failures:
+        print(f"  {len(failures)} registrations failed, first: {failures[0]}")
+    return sum(counts) / elapsed
+
+
+def _find_documents(pid: str) -> etree._Element:
+    return samples.stored_query("FindDocuments", {
+        "$XDSDocumentEntryPatientId": samples.quoted(pid),
+        "$XDSDocumentEntryStatus": samples.quoted_list([samples.APPROVED]),
+    })
+
+
+def find_documents_http(url: str, pids: list[str], n: int) -> list[float]:
+    """Latencies (ms) of FindDocuments over HTTP, one client, random patients."""
+    times = []
+    with httpx.Client(timeout=60) as http:
+        for _ in range(n):
+            body = soapclient.envelope(soapclient.ITI18, _find_documents(random.choice(pids)))
+            t0 = time.perf_counter()
+            resp = http.post(url, content=body, headers={"Content-Type": soapclient.CONTENT_TYPE})
+            times.append((time.perf_counter() - t0) * 1000)
+            assert resp.content.count(b"<rim:ExtrinsicObject") == DOCS_PER_PATIENT, resp.text[:500]
+    return times
+
+
+def find_documents_floor(settings: Settings, pids: list[str], n: int) -> list[float]:
+    """Latencies (ms) of the same stored query in-process: SQL + response XML, no HTTP/SOAP."""
+    engine = open_engine(settings)
+    registry = Registry(engine=engine, settings=settings)
+    times = []
+    for _ in range(n):
+        query = _find_documents(random.choice(pids))
+        t0 = time.perf_counter()
+        response = stored_query(registry, query)
+        build_envelope(response, action="urn:ihe:iti:2007:RegistryStoredQueryResponse",
+                       relates_to="urn:uuid:0")
+        times.append((time.perf_counter() - t0) * 1000)
+    engine.dispose()
+    return times
+
+
+def _pct(values: list[float], q: float) -> float:
+    return statistics.quantiles(values, n=100)[int(q) - 1] if len(values) > 1 else values[0]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--entries", type=int, default=20_000)
+    parser.add_argument("--database-url", default="")
+    parser.add_argument("--data-dir", default="")
+    parser.add_argument("--clients", type=int, default=4)
+    parser.add_argument("--seconds", type=float, default=15.0)
+    parser.add_argument("--queries", type=int, default=500)
+    parser.add_argument("--workers", type=int, default=2, help="xds serve --workers")
+    args = parser.parse_args()
+    data_dir = Path(args.data_dir or tempfile.mkdtemp(prefix="xds-bench-"))
+    settings = Settings(data_dir=data_dir, database_url=args.database_url)
+    print(f"database: {settings.effective_database_url}")
+    t0 = time.perf_counter()
+    pids = fill(settings, args.entries)
+    print(f"filled {len(pids) * DOCS_PER_PATIENT:,} DocumentEntries over {len(pids):,} patients "
+          f"in {time.perf_counter() - t0:,.0f} s")
+    proc, url = start_server(settings, args.workers)
+    try:
+        find_documents_http(url, pids, 50)  # warm-up
+        floor = find_documents_floor(settings, pids, args.queries)
+        http_ms = find_documents_http(url, pids, args.queries)
+        rate = registrations_per_second(url, settings, args.clients, args.seconds)
+    finally:
+        proc.terminate()
+        proc.wait(10)
+    p50, p99 = _pct(http_ms, 50), _pct(http_ms, 99)
+    f50, f99 = _pct(floor, 50), _pct(floor, 99)
+    print(f"ITI-42 registrations/s ({args.clients} clients, {args.seconds:.0f} s): {rate:,.0f}"
+          "   (target >= 300)")
+    print(f"FindDocuments, 10 docs/patient, {args.entries:,} entries:")
+    print(f"  over HTTP:         p50 {p50:6.2f} ms   p99 {p99:6.2f} ms   (target p50 <= 15 ms)")
+    print(f"  in-process floor:  p50 {f50:6.2f} ms   p99 {f99:6.2f} ms")
+    print(f"  server / floor:    p50 {p50 / f50:5.2f}x   p99 {p99 / f99:5.2f}x   (target <= 2x)")
+    if not args.data_dir:
+        shutil.rmtree(data_dir, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
