@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from xds.ebrim.rim import (
-    RIM, Element, element, external_identifiers, read_authors, read_codes, read_localized,
+    RIM, Element, element, external_identifiers, metadata_error, read_authors, read_codes,
+    read_localized,
     read_slots, single_code, single_identifier, write_author, write_code, write_external_identifier,
     write_localized, write_node_classification, write_slot, write_version_info,
 )

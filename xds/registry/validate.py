@@ -210,7 +210,8 @@ def _ids_unique(check: _Checker, sub: Submission) -> None:
 
 def _patients_match(check: _Checker, sub: Submission) -> None:
     expected = sub.submission_set.patient_id
-    for obj in [*sub.document_entries, *sub.folders]:
+    objects: list[DocumentEntry | Folder] = [*sub.document_entries, *sub.folders]
+    for obj in objects:
         if obj.patient_id != expected:
             kind = "DocumentEntry" if isinstance(obj, DocumentEntry) else "Folder"
             check.fail(
@@ -220,7 +221,9 @@ def _patients_match(check: _Checker, sub: Submission) -> None:
 
 def _unique_ids_in_message(check: _Checker, sub: Submission) -> None:
     seen: set[str] = set()
-    for obj in [sub.submission_set, *sub.document_entries, *sub.folders]:
+    objects: list[SubmissionSet | DocumentEntry | Folder] = [
+        sub.submission_set, *sub.document_entries, *sub.folders]
+    for obj in objects:
         uid = obj.unique_id or ""
         if uid in seen:
             check.fail(uid, ErrorCode.XDSRegistryDuplicateUniqueIdInMessage)
