@@ -13,8 +13,10 @@ in-process, without HTTP or SOAP. Targets: >= 300 registrations/s, p50 <= 15 ms,
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 import random
+import re
 import shutil
 import statistics
 import subprocess
@@ -22,6 +24,7 @@ import sys
 import tempfile
 import threading
 import time
+import uuid
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -34,6 +37,7 @@ from tests import samples, soapclient  # noqa: E402  (the tests' independent ebR
 from tests.server import free_port  # noqa: E402
 from xds.config import Settings  # noqa: E402
 from xds.ebrim.submission import parse_submit_objects_request  # noqa: E402
+from xds.model.metadata import Submission  # noqa: E402
 from xds.registry import iti42  # noqa: E402
 from xds.registry.context import Registry  # noqa: E402
 from xds.registry.iti18 import stored_query  # noqa: E402
@@ -46,15 +50,22 @@ from xds.store.tables import patient  # noqa: E402
 DOCS_PER_PATIENT = 10
 
 
-def fill(settings: Settings, entries: int, batch: int = 200) -> list[str]:
+def fill(settings: Settings, entries: int, batch: int = 500) -> list[str]:
     """Register ``entries`` DocumentEntries, 10 per patient, straight into the store.
 
-    Each patient's SubmissionSet goes through the product's own parse and store code (ebRIM
-    parse, id assignment, XML build, index rows) in large transactions; only the per-request
-    checks and HTTP are skipped so that 10^6 entries fill in minutes. Returns the patient ids.
+    One template submission goes through the product's own code (ebRIM parse, id assignment,
+    XML build); each patient then gets a copy with fresh ids, uniqueIds, patient id and
+    creation times, written with the product's index functions in large transactions. Only
+    the per-request checks and HTTP are skipped, so that 10^6 entries fill in minutes.
+    Returns the patient ids.
     """
     engine = open_engine(settings)
     migrate(engine)
+    template_pid = samples.new_patient_id(settings.affinity_domain)
+    template = parse_submit_objects_request(_submission(template_pid))
+    iti42._assign_uuids(template)  # noqa: SLF001 - trusted bulk load, see docstring
+    template_xml = iti42._approve_and_build(template)  # noqa: SLF001
+    ids = set(re.findall(rb'\bid="(urn:uuid:[0-9a-f-]{36})"', b"".join(template_xml.values())))
     patients: list[str] = []
     now = datetime.now(UTC).strftime("%Y%m%d%H%M%S")
     started = time.perf_counter()
@@ -66,15 +77,14 @@ def fill(settings: Settings, entries: int, batch: int = 200) -> list[str]:
                 pid = samples.new_patient_id(settings.affinity_domain)
                 patients.append(pid)
                 rows.append({"patient_id": pid, "created": now})
-                sub = parse_submit_objects_request(_submission(pid))
-                iti42._assign_uuids(sub)  # noqa: SLF001 - trusted bulk load, see docstring
+                sub, xml = _copy_for(template, template_xml, ids, template_pid, pid)
                 plan = iti42._Plan(now=now)  # noqa: SLF001
                 plan.new_unique_ids = [UniqueIdClaim(
                     sub.submission_set.unique_id or "", "SubmissionSet", None, None)]
                 plan.new_unique_ids += [UniqueIdClaim(
                     de.unique_id or "", "DocumentEntry", (de.hash or "").lower(), int(de.size or 0))
                     for de in sub.document_entries]
-                iti42._store(conn, sub, plan, iti42._approve_and_build(sub))  # noqa: SLF001
+                iti42._store(conn, sub, plan, xml)  # noqa: SLF001
             conn.execute(patient.insert(), rows)
         done = min(first + batch, n_patients) * DOCS_PER_PATIENT
         if done % 50_000 < batch * DOCS_PER_PATIENT:
@@ -84,13 +94,57 @@ def fill(settings: Settings, entries: int, batch: int = 200) -> list[str]:
     return patients
 
 
+def _copy_for(template: Submission, template_xml: dict[str, bytes], ids: set[bytes],
+              template_pid: str, pid: str) -> tuple[Submission, dict[str, bytes]]:
+    """The template submission for patient ``pid``: every id, uniqueId and time made new."""
+    fresh = {old: f"urn:uuid:{uuid.uuid4()}".encode() for old in ids}
+    swaps: dict[bytes, bytes] = dict(fresh)
+    swaps[template_pid.replace("&", "&amp;").encode()] = pid.replace("&", "&amp;").encode()
+    new_uid: dict[str, str] = {}
+    new_time: dict[str, str] = {}
+    for obj in [template.submission_set, *template.document_entries]:
+        new_uid[obj.unique_id or ""] = samples.new_oid()
+        swaps[(obj.unique_id or "").encode()] = new_uid[obj.unique_id or ""].encode()
+    for de in template.document_entries:
+        stamp = f"2024{random.randint(1, 12):02d}{random.randint(1, 28):02d}120000"
+        new_time[de.entry_uuid] = stamp
+    pattern = re.compile(b"|".join(re.escape(k) for k in sorted(swaps, key=len, reverse=True)))
+
+    def swap(data: bytes) -> bytes:
+        return pattern.sub(lambda m: swaps[m.group(0)], data)
+
+    def nid(old: str) -> str:
+        return fresh[old.encode()].decode()
+
+    ss = dataclasses.replace(template.submission_set, entry_uuid=nid(template.submission_set.entry_uuid),
+                             patient_id=pid, unique_id=new_uid[template.submission_set.unique_id or ""])
+    xml = {ss.entry_uuid: swap(template_xml[template.submission_set.entry_uuid])}
+    entries = []
+    for de in template.document_entries:
+        copy = dataclasses.replace(
+            de, entry_uuid=nid(de.entry_uuid), lid=nid(de.entry_uuid), patient_id=pid,
+            source_patient_id=pid, unique_id=new_uid[de.unique_id or ""],
+            creation_time=new_time[de.entry_uuid])
+        entries.append(copy)
+        xml[copy.entry_uuid] = swap(template_xml[de.entry_uuid]).replace(
+            de.creation_time.encode() if de.creation_time else b"\0", new_time[de.entry_uuid].encode())
+    associations = []
+    for a in template.associations:
+        copy = dataclasses.replace(a, entry_uuid=nid(a.entry_uuid),
+                                   source_object=nid(a.source_object),
+                                   target_object=nid(a.target_object))
+        associations.append(copy)
+        xml[copy.entry_uuid] = swap(template_xml[a.entry_uuid])
+    return Submission(submission_sets=[ss], document_entries=entries,
+                      associations=associations), xml
+
+
 def _submission(pid: str) -> etree._Element:
     ss = samples.submission_set("SubmissionSet01", patient_id=pid)
     objects: list[etree._Element] = [ss]
     for i in range(DOCS_PER_PATIENT):
         objects.append(samples.document_entry(
-            f"Document{i:02d}", patient_id=pid,
-            creation_time=f"2024{random.randint(1, 12):02d}{random.randint(1, 28):02d}120000"))
+            f"Document{i:02d}", patient_id=pid, creation_time=f"202401{i + 1:02d}120000"))
         objects.append(samples.has_member(f"Association{i:02d}", "SubmissionSet01",
                                           f"Document{i:02d}", "Original"))
     return samples.submit_objects_request(objects)

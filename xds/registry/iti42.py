@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -49,7 +50,7 @@ def register_document_set(registry: Registry, body: Element) -> list[RegistryErr
     if errors:
         raise XdsError.of(errors)
     warnings = extra_slots_not_saved(submission)
-    _assign_uuids(submission)
+    symbols = _assign_uuids(submission)
     # The XML is built before the transaction: writers queue for the database lock, so
     # nothing that does not need it runs while holding it.
     xml = _approve_and_build(submission)
@@ -59,6 +60,8 @@ def register_document_set(registry: Registry, body: Element) -> list[RegistryErr
                 plan = _check(conn, submission)
                 _store(conn, submission, plan, xml)
             break
+        except XdsError as exc:
+            raise _in_senders_terms(exc, symbols) from None
         except IntegrityError:
             # A concurrent submission claimed one of our uniqueIds (or ids) first; checking
             # again now sees its rows and answers with the proper IHE error code.
@@ -72,8 +75,25 @@ def register_document_set(registry: Registry, body: Element) -> list[RegistryErr
     return warnings
 
 
-def _assign_uuids(sub: Submission) -> None:
-    """Replace symbolic ids with fresh UUIDs everywhere (ITI TF-2 §3.42.4.1.3.7)."""
+def _in_senders_terms(exc: XdsError, symbols: dict[str, str]) -> XdsError:
+    """``exc`` with each assigned UUID in its messages named by the sender's symbolic id too."""
+    if not symbols:
+        return exc
+
+    def name(text: str) -> str:
+        for uuid_urn, symbol in symbols.items():
+            text = text.replace(uuid_urn, f"{symbol} ({uuid_urn})")
+        return text
+
+    return XdsError.of([dataclasses.replace(e, context=name(e.context), location=name(e.location))
+                        for e in exc.errors])
+
+
+def _assign_uuids(sub: Submission) -> dict[str, str]:
+    """Replace symbolic ids with fresh UUIDs everywhere (ITI TF-2 §3.42.4.1.3.7).
+
+    Returns assigned UUID -> symbolic id, to name objects in error messages as the sender does.
+    """
     mapping: dict[str, str] = {}
     objects: list[DocumentEntry | Folder | Association] = [
         *sub.document_entries, *sub.folders, *sub.associations]
@@ -81,16 +101,19 @@ def _assign_uuids(sub: Submission) -> None:
         if not obj.entry_uuid.startswith("urn:uuid:"):
             mapping[obj.entry_uuid] = new_uuid_urn()
             obj.entry_uuid = mapping[obj.entry_uuid]
+    symbols = {uuid_urn: symbol for symbol, uuid_urn in mapping.items()}
     for assoc in sub.associations:
         for attr in ("source_object", "target_object"):
             ref = getattr(assoc, attr)
             if ref in mapping:
                 setattr(assoc, attr, mapping[ref])
             elif not ref.startswith("urn:uuid:"):
+                owner = symbols.get(assoc.entry_uuid, assoc.entry_uuid)
                 raise XdsError(
                     ErrorCode.UnresolvedReferenceException,
-                    f"Association {assoc.entry_uuid}: symbolic reference {ref} is not an object "
+                    f"Association {owner}: symbolic reference {ref} is not an object "
                     "of this submission")
+    return symbols
 
 
 @dataclass(slots=True)

@@ -81,6 +81,12 @@ FOLDER_RULES: list[Rule] = [
 ]
 
 
+def _tf_name(attribute: str) -> str:
+    """The TF spelling of a model field name: ``class_code`` -> ``classCode``."""
+    head, *rest = attribute.split("_")
+    return head + "".join(part.capitalize() for part in rest)
+
+
 class _Checker:
     def __init__(self) -> None:
         self.errors: list[RegistryError] = []
@@ -93,10 +99,10 @@ class _Checker:
             value = getattr(obj, attribute)
             if value is None or value == "":
                 if required:
-                    self.fail(f"{owner}: required attribute {attribute} is missing")
+                    self.fail(f"{owner}: required attribute {_tf_name(attribute)} is missing")
                 continue
             if syntax is not None and isinstance(value, str) and not syntax(value):
-                self.fail(f"{owner}: {attribute} {value!r} is not well-formed")
+                self.fail(f"{owner}: {_tf_name(attribute)} {value!r} is not well-formed")
 
     def authors(self, authors: list[Author], owner: str) -> None:
         for author in authors:
