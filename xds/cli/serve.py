@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import logging
+import multiprocessing
 import os
+import signal
+import socket
 from typing import Annotated
 
 import typer
 import uvicorn
 
 from xds.cli.options import DatabaseUrl, DataDir, settings_from
+from xds.config import Settings
 
 __all__ = ["serve"]
 
@@ -43,6 +47,41 @@ def serve(
     engine.dispose()
     os.environ.update({"XDS_DATA_DIR": str(settings.data_dir),
                        "XDS_DATABASE_URL": settings.database_url})
-    uvicorn.run("xds.app:app_from_environment", factory=True, workers=workers,
-                host=settings.host, port=settings.port, log_level=settings.log_level,
-                proxy_headers=True)
+    _run_workers(settings, workers)
+
+
+def _run_workers(settings: Settings, workers: int) -> None:
+    """Fork ``workers`` uvicorn servers that accept on one listening socket.
+
+    Not ``uvicorn.run(workers=N)``: it binds its socket without IPPROTO_TCP, so asyncio never
+    sets TCP_NODELAY on the accepted connections and every response waits out the client's
+    delayed ACK (measured: 45 ms per request instead of 4 ms).
+    """
+    family = socket.AF_INET6 if ":" in settings.host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind((settings.host, settings.port))
+    sock.listen(2048)
+    sock.set_inheritable(True)
+    context = multiprocessing.get_context("fork")
+    children = [context.Process(target=_serve_socket, args=(sock, settings.log_level))
+                for _ in range(workers)]
+    for child in children:
+        child.start()
+
+    def stop(signum: int, _frame: object) -> None:
+        for child in children:
+            if child.is_alive():
+                os.kill(child.pid or 0, signal.SIGTERM)
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    for child in children:
+        child.join()
+    sock.close()
+
+
+def _serve_socket(sock: socket.socket, log_level: str) -> None:
+    config = uvicorn.Config("xds.app:app_from_environment", factory=True, log_level=log_level,
+                            proxy_headers=True)
+    uvicorn.Server(config).run(sockets=[sock])

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import fcntl
+import os
 import threading
 import weakref
 from collections.abc import Iterator
@@ -19,7 +21,41 @@ __all__ = ["open_engine", "migrate", "write_transaction", "read_connection"]
 
 _MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 _WRITE = "xds_write"
-_WRITER_LOCKS: weakref.WeakKeyDictionary[Engine, threading.Lock] = weakref.WeakKeyDictionary()
+
+
+class _WriterLock:
+    """Queue SQLite writers in the kernel rather than in SQLite's busy handler.
+
+    SQLite admits one writer at a time and makes the others poll with growing sleeps (1, 2,
+    5, 10 ms ...). Threads of this process queue on a mutex, processes sharing the database
+    on an flock of ``<database>.writer-lock``; both wake the waiter the moment the lock is
+    free. Measured with 4 clients: 2x the registrations/s of busy-handler polling.
+    """
+
+    def __init__(self, database: Path) -> None:
+        self._mutex = threading.Lock()
+        self._path = database.with_name(database.name + ".writer-lock")
+        self._fd: int | None = None
+
+    def __enter__(self) -> None:
+        self._mutex.acquire()
+        try:
+            if self._fd is None:
+                self._fd = os.open(self._path, os.O_RDWR | os.O_CREAT, 0o600)
+            fcntl.flock(self._fd, fcntl.LOCK_EX)
+        except BaseException:
+            self._mutex.release()
+            raise
+
+    def __exit__(self, *_exc: object) -> None:
+        try:
+            if self._fd is not None:
+                fcntl.flock(self._fd, fcntl.LOCK_UN)
+        finally:
+            self._mutex.release()
+
+
+_WRITER_LOCKS: weakref.WeakKeyDictionary[Engine, _WriterLock] = weakref.WeakKeyDictionary()
 
 
 def open_engine(settings: Settings) -> Engine:
@@ -29,13 +65,13 @@ def open_engine(settings: Settings) -> Engine:
         settings.data_dir.mkdir(parents=True, exist_ok=True)
         engine = create_engine(url, connect_args={"timeout": 60}, pool_size=8, max_overflow=8)
         _sqlite_tuning(engine)
+        if engine.url.database and engine.url.database != ":memory:":
+            _WRITER_LOCKS[engine] = _WriterLock(Path(engine.url.database))
         return engine
     return create_engine(url, pool_size=10, max_overflow=10, pool_pre_ping=True)
 
 
 def _sqlite_tuning(engine: Engine) -> None:
-    _WRITER_LOCKS[engine] = threading.Lock()
-
     @event.listens_for(engine, "connect")
     def _connect(dbapi_conn: Any, _record: Any) -> None:
         # pysqlite's own transaction handling is switched off so that "begin" below decides
@@ -72,9 +108,6 @@ def write_transaction(engine: Engine) -> Iterator[Connection]:
         with engine.connect().execution_options(**{_WRITE: True}) as conn, conn.begin():
             yield conn
         return
-    # SQLite has one writer at a time; threads that queue on a lock here wake the moment it is
-    # free, where SQLite's busy handler would poll with growing sleeps (measured: 4 concurrent
-    # clients got half the registrations per second without this lock).
     with lock, engine.connect().execution_options(**{_WRITE: True}) as conn, conn.begin():
         yield conn
 
