@@ -1,4 +1,4 @@
-"""Registry benchmark (not a test): fill N DocumentEntries, then measure ITI-42 and ITI-18 over HTTP.
+"""Registry benchmark (not a test): fill N DocumentEntries, then time ITI-42 and ITI-18 over HTTP.
 
     python benchmarks/registry.py                       # N=20,000 on SQLite in a temp dir
     python benchmarks/registry.py --entries 1000000     # the 10^6 figure

@@ -1,4 +1,4 @@
-"""wsa:Action of every IHE transaction the product serves or sends (ITI TF-2 Appendix V, §1.1 of the digest)."""
+"""wsa:Action of every IHE transaction served or sent (ITI TF-2 Appendix V)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Settings of every actor: one dataclass, filled from CLI options and ``XDS_*`` environment variables."""
+"""Settings of every actor: one dataclass, filled from CLI options and ``XDS_*`` variables."""
 
 from __future__ import annotations
 

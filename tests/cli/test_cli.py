@@ -1,4 +1,4 @@
-"""The ``xds`` command line: serve configured from XDS_* variables, patient add, query (zeep consumer)."""
+"""The ``xds`` CLI: serve configured from XDS_* variables, patient add, query (zeep consumer)."""
 
 from __future__ import annotations
 

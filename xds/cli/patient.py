@@ -1,4 +1,4 @@
-"""``xds patient``: manage the affinity domain's known patient ids (until the identity feed exists)."""
+"""``xds patient``: the affinity domain's known patient ids (until the identity feed exists)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""``xds query``: a Document Consumer (ITI-18) over the official WSDL with zeep; prints a table or XML."""
+"""``xds query``: a Document Consumer (ITI-18) over the official WSDL; prints a table or XML."""
 
 from __future__ import annotations
 

@@ -1,1 +1,1 @@
-"""Client actors: Document Consumer (ITI-18) and, later, Document Source and Imaging Document Consumer."""
+"""Client actors: Document Consumer (ITI-18); later Document Source, Imaging Document Consumer."""

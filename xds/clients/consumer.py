@@ -20,7 +20,7 @@ REGISTRY_WSDL = WSDL_DIR / "iti" / "wsdl" / "XDS.b_DocumentRegistry.wsdl"
 _MAX_RESPONSE = 256 * 1024 * 1024
 
 
-class _IheAddressing(Plugin):  # type: ignore[misc]
+class _IheAddressing(Plugin):
     """Completes the WS-Addressing headers zeep writes from the WSDL's wsaw:Action.
 
     zeep already adds Action, MessageID and To (so zeep.wsa.WsAddressingPlugin would send them

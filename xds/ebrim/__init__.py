@@ -1,1 +1,1 @@
-"""ebRIM 3.0 binding: parse SubmitObjectsRequest / AdhocQueryRequest into the model, build XML back."""
+"""ebRIM 3.0 binding: SubmitObjectsRequest / AdhocQueryRequest into the model, XML back."""

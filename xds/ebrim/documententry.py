@@ -1,4 +1,4 @@
-"""DocumentEntry <-> rim:ExtrinsicObject (ITI TF-3 §4.2.3.2); read and write list slots in one order."""
+"""DocumentEntry <-> rim:ExtrinsicObject (ITI TF-3 §4.2.3.2); parse and build in one order."""
 
 from __future__ import annotations
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from xds.ebrim.rim import (
-    single_code, single_identifier,
+    single_identifier,
     RIM, Element, element, external_identifiers, read_codes, read_localized, read_slots,
     write_code, write_external_identifier, write_localized, write_node_classification,
     write_slot, write_version_info,

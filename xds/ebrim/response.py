@@ -1,4 +1,4 @@
-"""Build ``rs:RegistryResponse`` and ``query:AdhocQueryResponse`` (ITI TF-3 §4.2.4), and render stored objects."""
+"""Build RegistryResponse / AdhocQueryResponse (ITI TF-3 §4.2.4); render stored objects."""
 
 from __future__ import annotations
 
@@ -15,8 +15,8 @@ __all__ = [
     "object_ref",
 ]
 
-_RS = "{%s}" % NS_RS
-_QUERY = "{%s}" % NS_QUERY
+_RS = f"{{{NS_RS}}}"
+_QUERY = f"{{{NS_QUERY}}}"
 _NSMAP = {"rs": NS_RS, "rim": NS_RIM, "query": NS_QUERY}
 # Stored XML is our own output; parsing it needs no defences but must not resolve anything.
 _STORED_PARSER = etree.XMLParser(resolve_entities=False, no_network=True, remove_blank_text=True)

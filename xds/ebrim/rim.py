@@ -1,4 +1,4 @@
-"""Read and write the ebRIM 3.0 building blocks: Slot, Name/Description, Classification, ExternalIdentifier."""
+"""ebRIM 3.0 building blocks: Slot, Name/Description, Classification, ExternalIdentifier."""
 
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ __all__ = [
 ]
 
 Element = etree._Element
-RIM = "{%s}" % NS_RIM
+RIM = f"{{{NS_RIM}}}"
 _SLOT, _VALUE = RIM + "Slot", RIM + "Value"
 _LS = RIM + "LocalizedString"
 

@@ -12,7 +12,7 @@ from xds.model.metadata import Submission
 
 __all__ = ["parse_submit_objects_request"]
 
-_LCM = "{%s}" % NS_LCM
+_LCM = f"{{{NS_LCM}}}"
 
 
 def parse_submit_objects_request(root: Element) -> Submission:
@@ -23,7 +23,7 @@ def parse_submit_objects_request(root: Element) -> Submission:
     """
     ns = root.nsmap.get(root.prefix) if isinstance(root.tag, str) else None
     qname = root.tag if isinstance(root.tag, str) else ""
-    if any(qname.startswith("{%s}" % n) for n in EBRIM_21_NAMESPACES) or ns in EBRIM_21_NAMESPACES:
+    if any(qname.startswith(f"{{{n}}}") for n in EBRIM_21_NAMESPACES) or ns in EBRIM_21_NAMESPACES:
         raise metadata_error("ebRIM 2.1 (XDS.a) content is not accepted; use ebRIM 3.0")
     if qname != _LCM + "SubmitObjectsRequest":
         raise metadata_error(f"expected lcm:SubmitObjectsRequest, got {qname}")

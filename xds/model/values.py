@@ -1,4 +1,4 @@
-"""HL7 v2 data types of XDS metadata (ITI TF-3 Table 4.2.3.1.7-2): CX, XCN, XON, XTN, DTM, OID, UUID."""
+"""HL7 v2 data types of XDS metadata (ITI TF-3 Table 4.2.3.1.7-2): CX, XCN, XON, XTN, DTM."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""ITI-42 Register Document Set-b, registry side (ITI TF-2 §3.42.4.1.3): validate, resolve, store atomically."""
+"""ITI-42 Register Document Set-b, registry side (ITI TF-2 §3.42.4.1.3): validate, store whole."""
 
 from __future__ import annotations
 
@@ -67,7 +67,8 @@ def register_document_set(registry: Registry, body: Element) -> list[RegistryErr
             # again now sees its rows and answers with the proper IHE error code.
             log.info("ITI-42 lost a uniqueId race, attempt %d", attempt)
             if attempt == _ATTEMPTS:
-                raise XdsError(ErrorCode.XDSRegistryBusy, "concurrent submissions conflicted")
+                raise XdsError(ErrorCode.XDSRegistryBusy,
+                               "concurrent submissions conflicted") from None
     ss = submission.submission_set
     log.info("ITI-42 registered SubmissionSet %s (%s) with %d DocumentEntries, %d Folders",
              ss.entry_uuid, ss.unique_id, len(submission.document_entries),

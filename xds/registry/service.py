@@ -1,4 +1,4 @@
-"""The registry's SOAP operations: ITI-42 and ITI-18 (and ITI-51) by wsa:Action, with their error answers."""
+"""The registry's SOAP operations by wsa:Action: ITI-42, ITI-18, ITI-51 and their error answers."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Known patients of the affinity domain: the ids ITI-42 accepts (fed by ``xds patient add``, later ITI-8/44)."""
+"""Known patients of the affinity domain: the ids ITI-42 accepts (`xds patient add`, later ITI-8)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Registry index writes and the lookups ITI-42 needs (SQLAlchemy Core, one Connection per submission)."""
+"""Registry index writes and the lookups ITI-42 needs (SQLAlchemy Core, one Connection each)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Alembic environment: runs migrations on the connection handed over by ``xds.store.db.migrate``."""
+"""Alembic environment: migrates the connection handed over by ``xds.store.db.migrate``."""
 
 from __future__ import annotations
 

@@ -1,7 +1,7 @@
 """Registry index: objects, their query columns, uniqueId claims, known patients.
 
 Revision ID: 0001
-Revises: 
+Revises:
 """
 
 from alembic import op
