@@ -1,8 +1,9 @@
 """Shared fixtures: every backend-dependent fixture runs once per database ("sqlite", "postgresql").
 
-The PostgreSQL half needs ``XDS_TEST_POSTGRES_URL`` (an admin URL such as
-``postgresql+psycopg://postgres@127.0.0.1:5432/postgres``); each session creates its own
-``xds_test_<hex>`` database there and drops it at the end. Without the variable those tests skip.
+The PostgreSQL half uses ``XDS_TEST_POSTGRES_URL`` (an admin URL such as
+``postgresql+psycopg://postgres@127.0.0.1:5432/postgres``), else the local server on
+127.0.0.1:5432 if ``postgres`` may log in password-less; each session creates its own
+``xds_test_<hex>`` database there and drops it at the end. With neither, those tests skip.
 
     def test_register(registry_url, new_patient):
         pid = new_patient()
@@ -31,6 +32,7 @@ if TYPE_CHECKING:
     from xds.config import Settings
 
 POSTGRES_ENV = "XDS_TEST_POSTGRES_URL"
+LOCAL_POSTGRES = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
 BACKENDS = ["sqlite", "postgresql"]
 
 
@@ -54,11 +56,27 @@ def database_url(backend: str, tmp_path_factory: pytest.TempPathFactory) -> Iter
         path = tmp_path_factory.mktemp("sqlite") / "registry.sqlite"
         yield f"sqlite:///{path}"
         return
-    admin_url = os.environ.get(POSTGRES_ENV, "")
+    admin_url = _postgres_admin_url()
     if not admin_url:
-        pytest.skip(f"{POSTGRES_ENV} not set")
+        pytest.skip(f"no PostgreSQL: {POSTGRES_ENV} not set and none answers on "
+                    "127.0.0.1:5432 as postgres")
     with _postgres_database(admin_url) as url:
         yield url
+
+
+def _postgres_admin_url() -> str:
+    """``XDS_TEST_POSTGRES_URL`` if set (an empty value turns PostgreSQL off), else the local
+    server on 127.0.0.1:5432 when it lets ``postgres`` in without a password."""
+    if POSTGRES_ENV in os.environ:
+        return os.environ[POSTGRES_ENV]
+    try:
+        import psycopg
+
+        psycopg.connect(host="127.0.0.1", port=5432, user="postgres", dbname="postgres",
+                        connect_timeout=2).close()
+    except Exception:
+        return ""
+    return LOCAL_POSTGRES
 
 
 @contextmanager
