@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from xds.ebrim.rim import (
     Element, element, metadata_error, read_codes, read_slots, write_code, write_slot,
+    write_version_info,
 )
 from xds.ebrim.vocabulary import ASSOCIATION_DOCUMENTATION, SUBMISSION_SET_STATUS, ObjectType
 from xds.model.metadata import Association
@@ -37,8 +38,10 @@ def parse_association(el: Element) -> Association:
 
 def build_association(assoc: Association) -> Element:
     """``rim:Association`` for ``assoc``."""
+    # lid and VersionInfo as on every returned object: the NIST validators expect them
+    # (iheos-toolkit2 #598); associations are never versioned, so lid = id, version 1.
     el = element(
-        "Association", id=assoc.entry_uuid, home=assoc.home_community_id,
+        "Association", id=assoc.entry_uuid, home=assoc.home_community_id, lid=assoc.entry_uuid,
         objectType=ObjectType.Association, status=assoc.availability_status,
         associationType=assoc.association_type, sourceObject=assoc.source_object,
         targetObject=assoc.target_object,
@@ -47,6 +50,7 @@ def build_association(assoc: Association) -> Element:
         write_slot(el, SUBMISSION_SET_STATUS, assoc.submission_set_status)
     for slot in assoc.extra_slots:
         write_slot(el, slot.name, slot.values, slot.slot_type)
+    write_version_info(el, "1")
     for code in assoc.documentation:
         write_code(el, ASSOCIATION_DOCUMENTATION, code)
     return el
