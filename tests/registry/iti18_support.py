@@ -13,7 +13,7 @@ from tests.samples import NS_QUERY, NS_RIM
 
 __all__ = [
     "ITI51", "R", "Answer", "query", "assert_found", "assert_query_fails", "submit",
-    "document", "registered", "Params",
+    "document", "registered", "replaced", "Params",
 ]
 
 ITI51 = "urn:ihe:iti:2009:MultiPatientStoredQuery"
@@ -138,3 +138,13 @@ def registered(url: str, patient_id: str, count: int = 1, *, ss_id: str | None =
         objects += [de, samples.has_member(samples.new_uuid(), ss_uuid, entry_uuid, "Original")]
     submit(url, objects)
     return ids
+
+
+def replaced(url: str, patient_id: str) -> tuple[str, str]:
+    """Register a DocumentEntry, then replace it (RPLC): (deprecated entryUUID, its replacement)."""
+    (old,) = registered(url, patient_id)
+    new, de = document(patient_id)
+    submit(url, samples.submission_set(patient_id=patient_id), de,
+           samples.has_member("hm", "SubmissionSet01", new, "Original"),
+           samples.association("rplc", "RPLC", new, old))
+    return old, new

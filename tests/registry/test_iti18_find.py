@@ -10,7 +10,7 @@ from sqlalchemy import Engine, insert
 
 from tests import samples
 from tests.registry.iti18_support import (
-    ITI51, assert_found, document, query, registered, submit,
+    ITI51, assert_found, document, query, registered, replaced, submit,
 )
 from tests.registry.iti42_support import associations, entry
 from tests.samples import (
@@ -43,11 +43,7 @@ def found(url: str, pid: str, *extra: tuple[str, str | list[str]], **kw: Any) ->
 
 def test_find_documents_by_status(registry_url: str, new_patient: Patient) -> None:
     pid = new_patient()
-    (old,) = registered(registry_url, pid)
-    new, de = document(pid)
-    submit(registry_url, samples.submission_set(patient_id=pid), de,
-           samples.has_member("hm", "SubmissionSet01", new, "Original"),
-           samples.association("rplc", "RPLC", new, old))
+    old, new = replaced(registry_url, pid)
     assert found(registry_url, pid) == {new}
     assert found(registry_url, pid, status=(DEPRECATED,)) == {old}
     assert found(registry_url, pid, status=(APPROVED, DEPRECATED)) == {old, new}

@@ -9,7 +9,7 @@ import pytest
 
 from tests import samples
 from tests.registry.iti18_support import (
-    Answer, assert_found, assert_query_fails, document, query, registered, submit,
+    Answer, assert_found, assert_query_fails, document, query, registered, replaced, submit,
 )
 from tests.registry.iti42_support import unique_id_of
 from tests.samples import Code, code_list, quoted, quoted_list
@@ -96,11 +96,7 @@ def test_get_documents_by_unique_id_returns_every_entry_with_it(
 
 def test_get_documents_returns_deprecated_entries(registry_url: str, new_patient: Patient) -> None:
     pid = new_patient()
-    (old,) = registered(registry_url, pid)
-    new, de = document(pid)
-    submit(registry_url, samples.submission_set(patient_id=pid), de,
-           samples.has_member("hm", "SubmissionSet01", new, "Original"),
-           samples.association("rplc", "RPLC", new, old))
+    old, new = replaced(registry_url, pid)
     answer = query(registry_url, "GetDocuments", by_uuid("$XDSDocumentEntryEntryUUID", old, new))
     assert_found(answer, document_entries=[old, new])
     assert answer.elements[old].get("status") == samples.DEPRECATED
