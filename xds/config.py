@@ -33,6 +33,12 @@ class Settings:
     max_query_results: int = 10_000
     #: Cap on a request body held in memory (a SOAP envelope, MTOM root part), in bytes.
     max_envelope_bytes: int = 64 * 1024 * 1024
+    #: repositoryUniqueId (OID) of this process's Document Repository.
+    repository_unique_id: str = "1.3.6.1.4.1.21367.13.50.1"
+    #: Where the repository sends ITI-42; empty means the registry in this same process.
+    registry_url: str = ""
+    #: Which actors ``xds serve`` mounts: "registry", "repository" (comma-separated).
+    actors: str = "registry,repository"
     #: Public base URL of this server, for WSDL addresses (default: taken from the request).
     public_url: str = ""
     log_level: str = "info"
@@ -60,6 +66,11 @@ class Settings:
         if self.database_url:
             return self.database_url
         return f"sqlite:///{(self.data_dir / 'registry.sqlite').resolve()}"
+
+    @property
+    def blob_dir(self) -> Path:
+        """Root of the content-addressed document store (filesystem backend)."""
+        return self.data_dir / "blobs"
 
     @property
     def spool_dir(self) -> Path:

@@ -23,19 +23,32 @@ def serve(
     port: Annotated[int | None, typer.Option(envvar="XDS_PORT", help="Listen port [8080].")] = None,
     data_dir: DataDir = None,
     database_url: DatabaseUrl = None,
+    actors: Annotated[str | None, typer.Option(
+        envvar="XDS_ACTORS", help="Actors to serve, comma-separated [registry,repository].")] = None,
+    registry_url: Annotated[str | None, typer.Option(
+        envvar="XDS_REGISTRY_URL",
+        help="Registry the repository sends ITI-42 to (default: the one in this process).")] = None,
+    repository_unique_id: Annotated[str | None, typer.Option(
+        envvar="XDS_REPOSITORY_UNIQUE_ID", help="repositoryUniqueId (OID) of this repository.")] = None,
     workers: Annotated[int, typer.Option(
         envvar="XDS_WORKERS", help="Worker processes; they share nothing but the store.")] = 1,
 ) -> None:
-    """Serve every actor: the Document Registry (ITI-42, ITI-18) at /xds/registry."""
+    """Serve the Document Registry (ITI-42, ITI-18) at /xds/registry and the Document
+    Repository (ITI-41, ITI-43) at /xds/repository."""
     from xds.app import build_app
     from xds.store.db import migrate, open_engine
 
-    settings = settings_from(host=host, port=port, data_dir=data_dir, database_url=database_url)
+    settings = settings_from(host=host, port=port, data_dir=data_dir, database_url=database_url,
+                             actors=actors, registry_url=registry_url,
+                             repository_unique_id=repository_unique_id)
     logging.basicConfig(level=settings.log_level.upper(),
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     database = settings.effective_database_url.split("@")[-1]
-    typer.echo(f"xds: registry at http://{settings.host}:{settings.port}/xds/registry "
-               f"(data in {settings.data_dir}, database {database}, {workers} worker(s))")
+    base = f"http://{settings.host}:{settings.port}"
+    served = [f"{name} at {base}/xds/{name}" for name in ("registry", "repository")
+              if name in settings.actors]
+    typer.echo(f"xds: {', '.join(served)} (data in {settings.data_dir}, database {database}, "
+               f"{workers} worker(s))")
     if workers <= 1:
         uvicorn.run(build_app(settings), host=settings.host, port=settings.port,
                     log_level=settings.log_level, proxy_headers=True)
@@ -46,7 +59,9 @@ def serve(
     migrate(engine)
     engine.dispose()
     os.environ.update({"XDS_DATA_DIR": str(settings.data_dir),
-                       "XDS_DATABASE_URL": settings.database_url})
+                       "XDS_DATABASE_URL": settings.database_url, "XDS_ACTORS": settings.actors,
+                       "XDS_REGISTRY_URL": settings.registry_url,
+                       "XDS_REPOSITORY_UNIQUE_ID": settings.repository_unique_id})
     _run_workers(settings, workers)
 
 

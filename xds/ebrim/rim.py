@@ -184,6 +184,27 @@ def write_slot(parent: Element, name: str, values: Iterable[str], slot_type: str
         element("Value", value_list).text = value
 
 
+def set_slot(obj: Element, name: str, values: Iterable[str]) -> None:
+    """Replace (or add) slot ``name`` of ``obj`` in place, keeping Slots first (XSD order)."""
+    existing = [el for el in obj.iterchildren(_SLOT) if el.get("name") == name]
+    for el in existing:
+        obj.remove(el)
+    holder = element("Slot")
+    write_slot(holder, name, values)
+    slots = list(obj.iterchildren(_SLOT))
+    position = obj.index(slots[-1]) + 1 if slots else 0
+    for slot in holder:
+        obj.insert(position, slot)
+
+
+def slot_values(obj: Element, name: str) -> list[str] | None:
+    """Values of slot ``name`` directly in ``obj``; None when there is no such slot."""
+    for el in obj.iterchildren(_SLOT):
+        if el.get("name") == name:
+            return [v.text or "" for v in el.iterfind(f"{RIM}ValueList/{RIM}Value")]
+    return None
+
+
 def write_localized(parent: Element, tag: str, text: LocalizedString | None) -> None:
     """Append ``rim:Name`` / ``rim:Description`` holding ``text``."""
     if text is None:
@@ -243,4 +264,4 @@ def write_external_identifier(parent: Element, scheme: str, name: str, value: st
     write_localized(ei, "Name", LocalizedString(value=name))
 
 
-__all__ += ["write_node_classification", "single_code", "single_identifier"]
+__all__ += ["write_node_classification", "single_code", "single_identifier", "set_slot", "slot_values"]

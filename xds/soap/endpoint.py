@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import errno
+
 import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -197,6 +199,12 @@ class SoapEndpoint:
                 return await run_in_threadpool(parse_xml, message.root, max_bytes=cap)
         except XmlError as exc:
             raise SoapFault("Sender", str(exc)) from None
+        except OSError as exc:
+            if exc.errno not in _NO_SPACE:
+                raise
+            # The spool files written so far are already gone (read_multipart discards them).
+            raise SoapFault("Receiver", "no storage left for the attachments "
+                            "(XDSRepositoryOutOfResources); retry later", status=507) from None
         if mime == "text/xml":
             raise SoapFault(
                 "VersionMismatch", "text/xml is SOAP 1.1; this endpoint speaks SOAP 1.2"
@@ -239,6 +247,9 @@ def _soap_response(
 
 def _peer(request: Request) -> str:
     return request.client.host if request.client else "?"
+
+
+_NO_SPACE = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG})
 
 
 async def _lifespan(receive: Receive, send: Send) -> None:

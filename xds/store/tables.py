@@ -13,7 +13,7 @@ from sqlalchemy import (
 __all__ = [
     "metadata", "patient", "document_entry", "document_code", "document_author",
     "document_reference_id", "submission_set", "submission_set_author", "folder", "folder_code",
-    "association", "unique_id_claim",
+    "association", "unique_id_claim", "repository_document",
 ]
 
 metadata = MetaData(naming_convention={
@@ -155,4 +155,18 @@ unique_id_claim = Table(
     Column("kind", String(16), nullable=False),
     Column("hash", String(40)),
     Column("size", BigInteger),
+)
+
+
+#: The Document Repository's map from (repositoryUniqueId, uniqueId) to stored bytes (ITI-41/43).
+repository_document = Table(
+    "repository_document", metadata,
+    Column("repository_unique_id", String(64), primary_key=True),
+    Column("document_unique_id", String(_PID), primary_key=True),
+    Column("sha256", String(64), nullable=False),
+    Column("sha1", String(40), nullable=False),
+    Column("size", BigInteger, nullable=False),
+    Column("mime_type", String(_PID), nullable=False),
+    Column("created", String(14), nullable=False),
+    Index(None, "sha256"),
 )

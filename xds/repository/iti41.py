@@ -1,0 +1,191 @@
+"""ITI-41 Provide and Register Document Set-b, repository side (ITI TF-2 §3.41.4.1.3).
+
+Documents arrive spooled to disk by the SOAP layer (MTOM) or inline in base64; each is checked
+against its metadata, moved into the blob store and recorded, made retrievable, and only then
+registered with ITI-42. If registration fails, what this submission added is removed again.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+
+from sqlalchemy.exc import IntegrityError
+
+from xds.ebrim.rim import RIM, Element, set_slot, slot_values
+from xds.ebrim.vocabulary import DE, NS_LCM, NS_XDS
+from xds.model.errors import ErrorCode, RegistryError, XdsError
+from xds.soap import Attachment, SoapRequest, decode_inline, resolve_xop
+from xds.store import documents
+from xds.store.blobs import BlobInfo, StoreFull
+from xds.store.db import write_transaction
+from xds.repository.context import Repository
+
+__all__ = ["provide_and_register"]
+
+log = logging.getLogger("xds.repository.iti41")
+_XDS = f"{{{NS_XDS}}}"
+
+
+@dataclass(slots=True)
+class _Document:
+    entry_id: str
+    unique_id: str
+    mime_type: str
+    content: Attachment
+
+
+def provide_and_register(repository: Repository, request: SoapRequest) -> list[RegistryError]:
+    """Store the documents of ``request``, then register their metadata.
+
+    Returns the registry's warnings; raises XdsError with XDSMissingDocument,
+    XDSMissingDocumentMetadata, XDSRepositoryMetadataError, XDSRepositoryDuplicateUniqueIdInMessage,
+    XDSNonIdenticalHash / XDSNonIdenticalSize, XDSRepositoryOutOfResources, or whatever the
+    registry answered (relayed unchanged).
+    """
+    body = request.body
+    if body.tag != _XDS + "ProvideAndRegisterDocumentSetRequest":
+        raise _metadata(f"expected xds:ProvideAndRegisterDocumentSetRequest, got {body.tag}")
+    submission = body.find(f"{{{NS_LCM}}}SubmitObjectsRequest")
+    if submission is None:
+        raise _metadata("ProvideAndRegisterDocumentSetRequest has no lcm:SubmitObjectsRequest")
+    pending = _pair(request, body, submission)
+    for doc, eo in pending:
+        _complete_metadata(repository, doc, eo)
+    added = _store(repository, [doc for doc, _ in pending])
+    try:
+        warnings = repository.register(submission)
+    except BaseException:
+        _remove(repository, added)
+        raise
+    log.info("ITI-41 stored and registered %d documents (%d new blobs)", len(pending),
+             len(added.blobs))
+    return warnings
+
+
+def _metadata(text: str) -> XdsError:
+    return XdsError(ErrorCode.XDSRepositoryMetadataError, text)
+
+
+def _pair(request: SoapRequest, body: Element, submission: Element) -> list[tuple[_Document, Element]]:
+    """Each xds:Document with its ExtrinsicObject (ITI TF-2 §3.41.4.1.3 step 1)."""
+    contents: dict[str, Attachment] = {}
+    for doc_el in body.iterfind(_XDS + "Document"):
+        doc_id = doc_el.get("id") or ""
+        if not doc_id:
+            raise _metadata("xds:Document without id")
+        if doc_id in contents:
+            raise _metadata(f"two xds:Document elements have id {doc_id}")
+        contents[doc_id] = _content(request, doc_el, doc_id)
+    entries = {eo.get("id") or "": eo for eo in submission.iterfind(
+        f"{RIM}RegistryObjectList/{RIM}ExtrinsicObject")}
+    for entry_id in entries:
+        if entry_id not in contents:
+            raise XdsError(ErrorCode.XDSMissingDocument,
+                           f"DocumentEntry {entry_id} has no xds:Document", location=entry_id)
+    for doc_id in contents:
+        if doc_id not in entries:
+            raise XdsError(ErrorCode.XDSMissingDocumentMetadata,
+                           f"xds:Document {doc_id} has no DocumentEntry", location=doc_id)
+    pending = []
+    seen: set[str] = set()
+    for entry_id, eo in entries.items():
+        unique_id = _unique_id(eo, entry_id)
+        if unique_id in seen:
+            raise XdsError(ErrorCode.XDSRepositoryDuplicateUniqueIdInMessage, unique_id)
+        seen.add(unique_id)
+        mime_type = eo.get("mimeType") or ""
+        if not mime_type:
+            raise _metadata(f"DocumentEntry {entry_id} has no mimeType")
+        pending.append((_Document(entry_id, unique_id, mime_type, contents[entry_id]), eo))
+    return pending
+
+
+def _content(request: SoapRequest, doc_el: Element, doc_id: str) -> Attachment:
+    try:
+        attachment = resolve_xop(doc_el, request.attachments)
+    except Exception as exc:  # an href that names no MIME part of this message
+        raise XdsError(ErrorCode.XDSMissingDocument,
+                       f"xds:Document {doc_id}: {exc}", location=doc_id) from None
+    if attachment is not None:
+        return attachment
+    return decode_inline(doc_el, request.spool_dir)
+
+
+def _unique_id(eo: Element, entry_id: str) -> str:
+    for ei in eo.iterchildren(RIM + "ExternalIdentifier"):
+        if ei.get("identificationScheme") == DE.uniqueId and ei.get("value"):
+            return ei.get("value") or ""
+    raise _metadata(f"DocumentEntry {entry_id} has no uniqueId")
+
+
+def _complete_metadata(repository: Repository, doc: _Document, eo: Element) -> None:
+    """Verify a supplied hash and size; set hash, size and repositoryUniqueId (step 2-3)."""
+    content = doc.content
+    hashes = slot_values(eo, "hash")
+    if hashes is not None and [h.lower() for h in hashes] != [content.sha1]:
+        raise _metadata(f"DocumentEntry {doc.entry_id}: hash {','.join(hashes)} is not the SHA-1 "
+                        f"of the document ({content.sha1})")
+    sizes = slot_values(eo, "size")
+    if sizes is not None and sizes != [str(content.size)]:
+        raise _metadata(f"DocumentEntry {doc.entry_id}: size {','.join(sizes)} is not the "
+                        f"document's {content.size} octets")
+    set_slot(eo, "hash", [content.sha1])
+    set_slot(eo, "size", [str(content.size)])
+    set_slot(eo, "repositoryUniqueId", [repository.unique_id])
+
+
+@dataclass(slots=True)
+class _Added:
+    """What one submission added: new blobs (by SHA-256) and new document rows (by uniqueId)."""
+
+    blobs: list[str] = field(default_factory=list)
+    rows: list[str] = field(default_factory=list)
+
+
+def _store(repository: Repository, docs: list[_Document]) -> _Added:
+    """Blobs in place and rows committed, so documents are retrievable before ITI-42."""
+    added = _Added()
+    try:
+        for doc in docs:
+            c = doc.content
+            if repository.blobs.adopt(c.path, BlobInfo(c.sha256, c.sha1, c.size)):
+                added.blobs.append(c.sha256)
+        with write_transaction(repository.engine) as conn:
+            known = documents.find_documents(conn, repository.unique_id,
+                                             [d.unique_id for d in docs])
+            fresh = []
+            for doc in docs:
+                old = known.get(doc.unique_id)
+                if old is None:
+                    fresh.append(documents.StoredDocument(
+                        repository.unique_id, doc.unique_id, doc.content.sha256,
+                        doc.content.sha1, doc.content.size, doc.mime_type))
+                elif old.sha1 != doc.content.sha1:
+                    raise XdsError(ErrorCode.XDSNonIdenticalHash, doc.unique_id)
+                elif old.size != doc.content.size:
+                    raise XdsError(ErrorCode.XDSNonIdenticalSize, doc.unique_id)
+            documents.insert_documents(conn, fresh)
+        # A document already stored with identical bytes keeps its row; only ours are undone.
+        added.rows = [d.document_unique_id for d in fresh]
+        return added
+    except StoreFull:
+        _remove(repository, added)
+        raise XdsError(ErrorCode.XDSRepositoryOutOfResources,
+                       "the document store is full") from None
+    except IntegrityError:
+        _remove(repository, added)
+        raise XdsError(ErrorCode.XDSRepositoryBusy,
+                       "a concurrent submission stored the same uniqueId; retry") from None
+    except BaseException:
+        _remove(repository, added)
+        raise
+
+
+def _remove(repository: Repository, added: _Added) -> None:
+    """Undo ``_store``: our rows, then each blob we added that no row refers to any more."""
+    with write_transaction(repository.engine) as conn:
+        documents.delete_documents(conn, repository.unique_id, added.rows)
+        for sha in added.blobs:
+            if not documents.blob_in_use(conn, sha):
+                repository.blobs.delete(sha)

@@ -1,0 +1,101 @@
+"""ITI-43 Retrieve Document Set, repository side (ITI TF-2 §3.43.4): documents streamed as MTOM parts."""
+
+from __future__ import annotations
+
+import logging
+from functools import partial
+from dataclasses import dataclass
+
+from lxml import etree
+
+from xds.ebrim.response import registry_response, response_status
+from xds.ebrim.rim import Element
+from xds.ebrim.vocabulary import NS_XDS
+from xds.model.errors import ErrorCode, RegistryError, XdsError
+from xds.repository.context import Repository
+from xds.soap import OutgoingAttachment, SoapResponse, new_content_id, xop_include
+from xds.store import documents
+from xds.store.db import read_connection
+
+__all__ = ["retrieve_document_set"]
+
+log = logging.getLogger("xds.repository.iti43")
+_XDS = f"{{{NS_XDS}}}"
+
+
+@dataclass(frozen=True, slots=True)
+class _Request:
+    home_community_id: str | None
+    repository_unique_id: str
+    document_unique_id: str
+
+
+def retrieve_document_set(repository: Repository, body: Element) -> SoapResponse:
+    """The RetrieveDocumentSetResponse for ``body``, each found document as an attachment.
+
+    Unknown documents get XDSDocumentUniqueIdError and another repository's id
+    XDSUnknownRepositoryId, each with ``location`` = the DocumentUniqueId; the status is
+    Success, PartialSuccess or Failure accordingly. Raises XdsError for a malformed request.
+    """
+    requests = _parse(body)
+    errors: list[RegistryError] = []
+    ours = [r for r in requests if r.repository_unique_id == repository.unique_id]
+    with read_connection(repository.engine) as conn:
+        found = documents.find_documents(conn, repository.unique_id,
+                                         [r.document_unique_id for r in ours])
+    root = etree.Element(_XDS + "RetrieveDocumentSetResponse", nsmap={"xds": NS_XDS})
+    responses: list[Element] = []
+    attachments: list[OutgoingAttachment] = []
+    for req in requests:
+        doc = found.get(req.document_unique_id) if req in ours else None
+        if req not in ours:
+            errors.append(RegistryError(
+                code=ErrorCode.XDSUnknownRepositoryId, location=req.document_unique_id,
+                context=f"repositoryUniqueId {req.repository_unique_id} is not this repository "
+                        f"({repository.unique_id})"))
+        elif doc is None or not repository.blobs.exists(doc.sha256):
+            errors.append(RegistryError(
+                code=ErrorCode.XDSDocumentUniqueIdError, location=req.document_unique_id,
+                context=f"document {req.document_unique_id} is not in repository "
+                        f"{repository.unique_id}"))
+        else:
+            content_id = new_content_id()
+            responses.append(_document_response(req, doc.mime_type, content_id))
+            attachments.append(OutgoingAttachment(
+                content_id=content_id, content_type=doc.mime_type, size=doc.size,
+                open=partial(repository.blobs.open, doc.sha256)))
+    status = response_status(errors, partial=bool(responses))
+    root.append(registry_response(errors, status))
+    root.extend(responses)
+    log.info("ITI-43 %d requested, %d returned", len(requests), len(responses))
+    return SoapResponse(body=root, attachments=attachments)
+
+
+def _parse(body: Element) -> list[_Request]:
+    if body.tag != _XDS + "RetrieveDocumentSetRequest":
+        raise XdsError(ErrorCode.XDSRepositoryError,
+                       f"expected xds:RetrieveDocumentSetRequest, got {body.tag}")
+    requests = []
+    for el in body.iterfind(_XDS + "DocumentRequest"):
+        repository_id = (el.findtext(_XDS + "RepositoryUniqueId") or "").strip()
+        document_id = (el.findtext(_XDS + "DocumentUniqueId") or "").strip()
+        if not repository_id or not document_id:
+            raise XdsError(ErrorCode.XDSRepositoryError,
+                           "a DocumentRequest needs RepositoryUniqueId and DocumentUniqueId")
+        home = el.findtext(_XDS + "HomeCommunityId")
+        requests.append(_Request(home.strip() if home else None, repository_id, document_id))
+    if not requests:
+        raise XdsError(ErrorCode.XDSRepositoryError, "RetrieveDocumentSetRequest has no DocumentRequest")
+    return requests
+
+
+def _document_response(req: _Request, mime_type: str, content_id: str) -> Element:
+    """One DocumentResponse, children in XSD order; the request's ids echoed."""
+    el = etree.Element(_XDS + "DocumentResponse")
+    if req.home_community_id is not None:
+        etree.SubElement(el, _XDS + "HomeCommunityId").text = req.home_community_id
+    etree.SubElement(el, _XDS + "RepositoryUniqueId").text = req.repository_unique_id
+    etree.SubElement(el, _XDS + "DocumentUniqueId").text = req.document_unique_id
+    etree.SubElement(el, _XDS + "mimeType").text = mime_type
+    etree.SubElement(el, _XDS + "Document").append(xop_include(content_id))
+    return el

@@ -1,0 +1,70 @@
+"""The repository's document table: (repositoryUniqueId, documentUniqueId) -> blob (ITI-41, ITI-43)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from sqlalchemy import Connection, and_, bindparam, delete, func, insert, select
+
+from xds.store.tables import repository_document
+
+__all__ = ["StoredDocument", "find_documents", "insert_documents", "delete_documents", "blob_in_use"]
+
+
+@dataclass(frozen=True, slots=True)
+class StoredDocument:
+    """A document the repository holds."""
+
+    repository_unique_id: str
+    document_unique_id: str
+    sha256: str
+    sha1: str
+    size: int
+    mime_type: str
+
+
+def find_documents(conn: Connection, repository_unique_id: str,
+                   unique_ids: Iterable[str]) -> dict[str, StoredDocument]:
+    """The documents of ``unique_ids`` in repository ``repository_unique_id``, by uniqueId."""
+    wanted = sorted(set(unique_ids))
+    if not wanted:
+        return {}
+    rows = conn.execute(_FIND, {"repo": repository_unique_id, "ids": wanted})
+    return {r.document_unique_id: StoredDocument(
+        r.repository_unique_id, r.document_unique_id, r.sha256, r.sha1, r.size, r.mime_type)
+        for r in rows}
+
+
+def insert_documents(conn: Connection, documents: Iterable[StoredDocument]) -> None:
+    """Record ``documents``; a uniqueId already present makes the statement fail."""
+    now = datetime.now(UTC).strftime("%Y%m%d%H%M%S")
+    rows = [{"repository_unique_id": d.repository_unique_id,
+             "document_unique_id": d.document_unique_id, "sha256": d.sha256, "sha1": d.sha1,
+             "size": d.size, "mime_type": d.mime_type, "created": now}
+            for d in sorted(documents, key=lambda d: d.document_unique_id)]
+    if rows:
+        conn.execute(insert(repository_document), rows)
+
+
+def delete_documents(conn: Connection, repository_unique_id: str, unique_ids: Iterable[str]) -> None:
+    """Forget the documents ``unique_ids`` (their blobs are the caller's to delete)."""
+    ids = sorted(set(unique_ids))
+    if ids:
+        conn.execute(delete(repository_document).where(and_(
+            repository_document.c.repository_unique_id == repository_unique_id,
+            repository_document.c.document_unique_id.in_(ids))))
+
+
+def blob_in_use(conn: Connection, sha256: str) -> bool:
+    """True while any document row still refers to the blob ``sha256``."""
+    count = conn.execute(select(func.count()).select_from(repository_document)
+                         .where(repository_document.c.sha256 == sha256)).scalar_one()
+    return bool(count)
+
+
+_FIND = select(repository_document).where(
+    repository_document.c.repository_unique_id == bindparam("repo"),
+    repository_document.c.document_unique_id.in_(bindparam("ids", expanding=True)),
+)
