@@ -16,7 +16,7 @@ from .mtom_encode import (
     xop_include,
 )
 from .ns import CHUNK_SIZE
-from .spool import Attachment
+from .spool import Attachment, SpoolWriter
 from .wsa import (
     ACTION_NOT_SUPPORTED,
     INVALID_ADDRESSING_HEADER,
@@ -47,6 +47,7 @@ __all__ = [
     "SoapFault",
     "SoapRequest",
     "SoapResponse",
+    "SpoolWriter",
     "WSA_HEADERS",
     "WsdlFiles",
     "XmlError",

@@ -16,7 +16,7 @@ from starlette.concurrency import run_in_threadpool
 
 from .faults import SoapFault
 from .ns import CHUNK_SIZE, XMIME, XOP, qname
-from .spool import Attachment, Spool, _Base64Decoder
+from .spool import Attachment, Spool, SpoolWriter, _Base64Decoder
 
 if TYPE_CHECKING:
     from python_multipart.multipart import MultipartCallbacks
@@ -101,6 +101,9 @@ async def read_multipart(
         raise
 
 
+_WRITE_BATCH = 512 * 1024
+
+
 class _Reader:
     # The parser's callbacks run synchronously inside parser.write(); like starlette's
     # MultiPartParser they only queue events, and drain() does the disk writes in a worker thread
@@ -109,10 +112,13 @@ class _Reader:
         self.spool_dir, self.start = spool_dir, start
         self.max_root, self.max_parts = max_root, max_parts
         self.events: list[tuple[str, bytes]] = []
+        self.pending: list[bytes] = []
+        self.pending_bytes = 0
         self.headers: dict[str, str] = {}
         self.field = self.value = b""
         self.parts = 0
         self.spool: Spool | None = None
+        self.writer: SpoolWriter | None = None
         self.spool_id = self.spool_type = ""
         self.in_root = False
         self.root: bytearray | None = None
@@ -141,23 +147,26 @@ class _Reader:
 
     async def drain(self) -> None:
         events, self.events = self.events, []
-        pending: list[bytes] = []
         for kind, data in events:
             if kind == "data" and self.spool is not None:
-                pending.append(data)
+                self.pending.append(data)
+                self.pending_bytes += len(data)
                 continue
-            if pending:
-                await self._write(pending)
-                pending = []
+            await self._write()
             self._handle(kind, data)
             if kind == "end" and self.spool is not None:
                 await self._finish_attachment()
-        if pending:
-            await self._write(pending)
+        # Attachment data goes to disk in batches of about _WRITE_BATCH: one worker-thread hop
+        # per socket read would cost more than the hashing and the write themselves.
+        if self.pending_bytes >= _WRITE_BATCH:
+            await self._write()
 
-    async def _write(self, pending: list[bytes]) -> None:
-        assert self.spool is not None
-        await run_in_threadpool(self.spool.write_all, pending)
+    async def _write(self) -> None:
+        if not self.pending:
+            return
+        assert self.writer is not None
+        pending, self.pending, self.pending_bytes = self.pending, [], 0
+        await self.writer.put(pending)
 
     def _handle(self, kind: str, data: bytes) -> None:
         if kind == "begin":
@@ -204,6 +213,7 @@ class _Reader:
         if content_id in self.attachments or content_id == self.start:
             raise SoapFault("Sender", f"duplicate Content-ID <{content_id}>")
         self.spool = Spool(self.spool_dir, base64_encoded=encoding == "base64")
+        self.writer = SpoolWriter(self.spool)
         self.spool_id = content_id
         self.spool_type = self.headers.get("content-type", "") or "application/octet-stream"
 
@@ -217,8 +227,11 @@ class _Reader:
 
     async def _finish_attachment(self) -> None:
         assert self.spool is not None
+        assert self.writer is not None
         spool, self.spool = self.spool, None
+        writer, self.writer = self.writer, None
         try:
+            await run_in_threadpool(writer.close)
             attachment = await run_in_threadpool(spool.finish, self.spool_id, self.spool_type)
         except BaseException:
             spool.discard()
@@ -234,6 +247,9 @@ class _Reader:
         return MtomMessage(bytes(self.root), self.root_type, self.attachments)
 
     def discard(self) -> None:
+        if self.writer is not None:
+            self.writer.abort()
+            self.writer = None
         if self.spool is not None:
             self.spool.discard()
             self.spool = None

@@ -6,13 +6,17 @@ import base64
 import binascii
 import hashlib
 import os
+import queue
 import tempfile
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 
+from starlette.concurrency import run_in_threadpool
+
 from .faults import SoapFault
 
-__all__ = ["Attachment", "Spool"]
+__all__ = ["SpoolWriter", "Attachment", "Spool"]
 
 _WHITESPACE = b" \t\r\n\f\v"
 
@@ -65,6 +69,16 @@ class Spool:
         for chunk in chunks:
             self.write(chunk)
 
+    @property
+    def size(self) -> int:
+        """Bytes written so far (after decoding)."""
+        return self._size
+
+    def sync(self) -> None:
+        """Flush what was written to the disk (fdatasync)."""
+        self._file.flush()
+        os.fdatasync(self._file.fileno())
+
     def finish(self, content_id: str, content_type: str) -> Attachment:
         """Close the file and describe it."""
         if self._decoder is not None:
@@ -109,3 +123,66 @@ class _Base64Decoder:
     def finish(self) -> None:
         if self._rest:
             raise SoapFault("Sender", "truncated base64 content")
+
+
+class SpoolWriter:
+    """Feeds a Spool from a worker thread of its own, so that receiving the next bytes, hashing
+    and writing these, and flushing earlier ones to disk all overlap.
+
+    ``put`` queues a batch and only waits when ``_QUEUE_BATCHES`` batches are already pending
+    (memory stays bounded); the thread writes them and calls fdatasync every ``_SYNC_EVERY``
+    bytes, so the fsync before the file is adopted has little left to do.
+    """
+
+    def __init__(self, spool: Spool) -> None:
+        self.spool = spool
+        self._queue: queue.Queue[list[bytes] | None] = queue.Queue(maxsize=_QUEUE_BATCHES)
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, name="xds-spool", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        unsynced = 0
+        while (batch := self._queue.get()) is not None:
+            if self._error is not None:
+                continue  # keep taking batches so that put() never blocks forever
+            try:
+                before = self.spool.size
+                self.spool.write_all(batch)
+                unsynced += self.spool.size - before
+                if unsynced >= _SYNC_EVERY:
+                    self.spool.sync()
+                    unsynced = 0
+            except BaseException as exc:  # reported by the next put() or by close()
+                self._error = exc
+
+    async def put(self, batch: list[bytes]) -> None:
+        """Queue ``batch``; raises what writing an earlier batch raised."""
+        if self._error is not None:
+            raise self._error
+        try:
+            self._queue.put_nowait(batch)
+        except queue.Full:
+            await run_in_threadpool(self._queue.put, batch)
+
+    def close(self) -> None:
+        """Wait until every queued batch is written (blocking; call from a worker thread)."""
+        self._queue.put(None)
+        self._thread.join()
+        if self._error is not None:
+            raise self._error
+
+    def abort(self) -> None:
+        """Stop the thread, dropping what is queued (the caller then discards the spool)."""
+        self._error = self._error or RuntimeError("aborted")
+        try:
+            while True:
+                self._queue.get_nowait()
+        except queue.Empty:
+            pass
+        self._queue.put(None)
+        self._thread.join(5)
+
+
+_QUEUE_BATCHES = 4
+_SYNC_EVERY = 64 * 1024 * 1024
