@@ -7,8 +7,10 @@ registered with ITI-42. If registration fails, what this submission added is rem
 
 from __future__ import annotations
 
+import errno
 import logging
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from sqlalchemy.exc import IntegrityError
 
@@ -25,6 +27,7 @@ __all__ = ["provide_and_register"]
 
 log = logging.getLogger("xds.repository.iti41")
 _XDS = f"{{{NS_XDS}}}"
+_NO_SPACE = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG})
 
 
 @dataclass(slots=True)
@@ -49,10 +52,17 @@ def provide_and_register(repository: Repository, request: SoapRequest) -> list[R
     submission = body.find(f"{{{NS_LCM}}}SubmitObjectsRequest")
     if submission is None:
         raise _metadata("ProvideAndRegisterDocumentSetRequest has no lcm:SubmitObjectsRequest")
-    pending = _pair(request, body, submission)
-    for doc, eo in pending:
-        _complete_metadata(repository, doc, eo)
-    added = _store(repository, [doc for doc, _ in pending])
+    inline: list[Path] = []
+    try:
+        pending = _pair(request, body, submission, inline)
+        for doc, eo in pending:
+            _complete_metadata(repository, doc, eo)
+        added = _store(repository, [doc for doc, _ in pending])
+    finally:
+        # Inline documents are decoded into the spool here, not by the SOAP layer, so the
+        # endpoint's cleanup does not know them; the adopted ones have already moved away.
+        for path in inline:
+            path.unlink(missing_ok=True)
     try:
         warnings = repository.register(submission)
     except BaseException:
@@ -67,8 +77,10 @@ def _metadata(text: str) -> XdsError:
     return XdsError(ErrorCode.XDSRepositoryMetadataError, text)
 
 
-def _pair(request: SoapRequest, body: Element, submission: Element) -> list[tuple[_Document, Element]]:
-    """Each xds:Document with its ExtrinsicObject (ITI TF-2 §3.41.4.1.3 step 1)."""
+def _pair(request: SoapRequest, body: Element, submission: Element,
+          inline: list[Path]) -> list[tuple[_Document, Element]]:
+    """Each xds:Document with its ExtrinsicObject (ITI TF-2 §3.41.4.1.3 step 1); the spool
+    files of inline documents are added to ``inline``."""
     contents: dict[str, Attachment] = {}
     for doc_el in body.iterfind(_XDS + "Document"):
         doc_id = doc_el.get("id") or ""
@@ -76,7 +88,7 @@ def _pair(request: SoapRequest, body: Element, submission: Element) -> list[tupl
             raise _metadata("xds:Document without id")
         if doc_id in contents:
             raise _metadata(f"two xds:Document elements have id {doc_id}")
-        contents[doc_id] = _content(request, doc_el, doc_id)
+        contents[doc_id] = _content(request, doc_el, doc_id, inline)
     entries = {eo.get("id") or "": eo for eo in submission.iterfind(
         f"{RIM}RegistryObjectList/{RIM}ExtrinsicObject")}
     for entry_id in entries:
@@ -101,7 +113,8 @@ def _pair(request: SoapRequest, body: Element, submission: Element) -> list[tupl
     return pending
 
 
-def _content(request: SoapRequest, doc_el: Element, doc_id: str) -> Attachment:
+def _content(request: SoapRequest, doc_el: Element, doc_id: str,
+             inline: list[Path]) -> Attachment:
     try:
         attachment = resolve_xop(doc_el, request.attachments)
     except Exception as exc:  # an href that names no MIME part of this message
@@ -109,7 +122,15 @@ def _content(request: SoapRequest, doc_el: Element, doc_id: str) -> Attachment:
                        f"xds:Document {doc_id}: {exc}", location=doc_id) from None
     if attachment is not None:
         return attachment
-    return decode_inline(doc_el, request.spool_dir)
+    try:
+        decoded = decode_inline(doc_el, request.spool_dir)
+    except OSError as exc:
+        if exc.errno not in _NO_SPACE:
+            raise
+        raise XdsError(ErrorCode.XDSRepositoryOutOfResources,
+                       f"no room to decode xds:Document {doc_id}", location=doc_id) from None
+    inline.append(decoded.path)
+    return decoded
 
 
 def _unique_id(eo: Element, entry_id: str) -> str:

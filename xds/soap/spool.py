@@ -95,7 +95,10 @@ class Spool:
 
     def discard(self) -> None:
         """Close and delete the file; safe to call more than once."""
-        self._file.close()
+        try:
+            self._file.close()
+        except OSError:
+            pass  # on a full disk the final flush of buffered bytes fails; the file goes anyway
         self.path.unlink(missing_ok=True)
 
 
