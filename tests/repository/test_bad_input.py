@@ -115,22 +115,19 @@ def test_xop_include_to_a_part_not_in_the_message_is_XDSMissingDocument(
     assert_nothing_left(engine, settings, pid, [present.unique_id, dangling.unique_id], before)
 
 
-def test_mime_part_no_document_refers_to_is_ignored_and_not_kept(
+def test_mime_part_no_document_includes_is_XDSMissingDocumentMetadata_and_nothing_kept(
         server: str, engine: Engine, settings: Settings, new_patient: NewPatient) -> None:
-    # Decided behaviour: a part without an xop:Include is not a document (XOP §4 lets a package
-    # carry other parts), so the submission succeeds and the stray bytes are dropped with the
-    # spool. An xds:Document without a DocumentEntry is XDSMissingDocumentMetadata (test_iti41).
+    # Bytes without metadata: TF-3 Table 4.2.4.1-2 names "MIME part / Document with no DE".
     pid = new_patient()
     doc, stray = Doc(os.urandom(3000)), os.urandom(4000)
     envelope = soapclient.envelope(ITI41, pnr(submission(pid, [doc]), [doc]))
     before = blob_files(settings)
     reply = post_mtom(server, envelope, {doc.content_id: Part("text/plain", doc.content),
                                          "stray@tests.xds": Part("image/png", stray)})
-    assert_success(reply)
-    assert len(repository_rows(engine, [doc.unique_id])) == 1
+    (error,) = assert_failure(reply, "XDSMissingDocumentMetadata")
+    assert error.location == "stray@tests.xds"
     assert not blob_path(settings, stray).exists()
-    assert blob_files(settings) - before == {
-        str(blob_path(settings, doc.content).relative_to(settings.data_dir))}
+    assert_nothing_left(engine, settings, pid, [doc.unique_id], before)
 
 
 # -- a client that goes away ----------------------------------------------------------------------

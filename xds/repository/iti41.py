@@ -99,6 +99,14 @@ def _pair(request: SoapRequest, body: Element, submission: Element,
         if doc_id not in entries:
             raise XdsError(ErrorCode.XDSMissingDocumentMetadata,
                            f"xds:Document {doc_id} has no DocumentEntry", location=doc_id)
+    # A MIME part that no xds:Document includes is bytes without metadata too (TF-3 Table
+    # 4.2.4.1-2: "MIME part / Document with no DocumentEntry").
+    included = {a.content_id for a in contents.values()}
+    for content_id in request.attachments:
+        if content_id not in included:
+            raise XdsError(ErrorCode.XDSMissingDocumentMetadata,
+                           f"MIME part <{content_id}> is included by no xds:Document",
+                           location=content_id)
     pending = []
     seen: set[str] = set()
     for entry_id, eo in entries.items():
