@@ -23,7 +23,7 @@ from tests.registry.iti42_support import snapshot
 from tests.repository.support import (
     ITI41, PATH, Doc, Part, Reply, assert_failure, assert_nothing_left, assert_success,
     blob_files, blob_path, document_responses, pnr, post_mtom, provide, reconstructed, reply_of,
-    repository_rows, retrieve, submission,
+    retrieve, submission,
 )
 from tests.server import running_server
 from xds.app import build_app
