@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from xds.cli import patient, query, serve
+from xds.cli import patient, query, retrieve, serve, submit
 
 __all__ = ["app", "main"]
 
@@ -13,6 +13,8 @@ app = typer.Typer(no_args_is_help=True, add_completion=False,
 app.command("serve")(serve.serve)
 app.add_typer(patient.app, name="patient")
 app.add_typer(query.app, name="query")
+app.command("submit")(submit.submit)
+app.command("retrieve")(retrieve.retrieve)
 
 
 def main() -> None:

@@ -1,16 +1,18 @@
-"""Parse an ITI-42 ``lcm:SubmitObjectsRequest`` into a Submission (ITI TF-3 §4.1.4)."""
+"""``lcm:SubmitObjectsRequest`` <-> Submission (ITI TF-3 §4.1.4): parse on receipt, build to send."""
 
 from __future__ import annotations
 
-from xds.ebrim.association import parse_association
-from xds.ebrim.documententry import parse_document_entry
-from xds.ebrim.folder import parse_folder
+from lxml import etree
+
+from xds.ebrim.association import build_association, parse_association
+from xds.ebrim.documententry import build_document_entry, parse_document_entry
+from xds.ebrim.folder import build_folder, parse_folder
 from xds.ebrim.rim import RIM, Element, metadata_error
-from xds.ebrim.submissionset import parse_submission_set
-from xds.ebrim.vocabulary import EBRIM_21_NAMESPACES, FD, NS_LCM, SS
+from xds.ebrim.submissionset import build_submission_set, parse_submission_set
+from xds.ebrim.vocabulary import EBRIM_21_NAMESPACES, FD, NS_LCM, NS_RIM, SS
 from xds.model.metadata import Submission
 
-__all__ = ["parse_submit_objects_request"]
+__all__ = ["parse_submit_objects_request", "build_submit_objects_request"]
 
 _LCM = f"{{{NS_LCM}}}"
 
@@ -73,3 +75,17 @@ def parse_submit_objects_request(root: Element) -> Submission:
         target = next(iter(sibling_nodes))
         raise metadata_error(f"Classification of {target}: no such RegistryPackage in the request")
     return submission
+
+
+def build_submit_objects_request(submission: Submission) -> Element:
+    """``lcm:SubmitObjectsRequest`` holding ``submission``: SubmissionSets, DocumentEntries,
+    Folders, then Associations, each built with the ids it has (symbolic or UUID)."""
+    root = etree.Element(_LCM + "SubmitObjectsRequest", nsmap={"lcm": NS_LCM, "rim": NS_RIM})
+    object_list = etree.SubElement(root, RIM + "RegistryObjectList")
+    object_list.extend(build_submission_set(ss) for ss in submission.submission_sets)
+    object_list.extend(build_document_entry(de) for de in submission.document_entries)
+    object_list.extend(build_folder(fd) for fd in submission.folders)
+    object_list.extend(build_association(a) for a in submission.associations)
+    # The built objects each declare rim:; one declaration on the root is enough.
+    etree.cleanup_namespaces(root)
+    return root
