@@ -39,6 +39,17 @@ class Settings:
     registry_url: str = ""
     #: Which actors ``xds serve`` mounts: "registry", "repository" (comma-separated).
     actors: str = "registry,repository"
+    #: MLLP port of the PIX Manager (ITI-8 feed, ITI-9 query); 0 turns MLLP off.
+    mllp_port: int = 2575
+    #: Assigning authorities (OIDs, comma-separated) the PIX Manager accepts; empty: any.
+    pix_domains: str = ""
+    #: "yes": a link group without an affinity-domain id gets one assigned; "no": only feeds assign.
+    pix_assign_ids: str = "yes"
+    #: "off" or "demographics": link a new identifier to the one person whose normalised family
+    #: and given name, birth date and sex are equal (never on ambiguity).
+    pix_match: str = "off"
+    #: PIX Consumers to notify (ITI-10 ``mllp://host:port``, ITI-46 ``http(s)://...``), comma-separated.
+    pix_subscribers: str = ""
     #: Public base URL of this server, for WSDL addresses (default: taken from the request).
     public_url: str = ""
     log_level: str = "info"

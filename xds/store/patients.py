@@ -9,7 +9,8 @@ from sqlalchemy import Connection, Engine, bindparam, select
 from xds.store.db import write_transaction
 from xds.store.tables import patient
 
-__all__ = ["add_patient", "known_patient_ids", "is_known"]
+__all__ = ["add_patient", "known_patient_ids", "is_known", "ensure_patient", "merge_patient",
+           "merged_into"]
 
 
 _MERGED_INTO = select(patient.c.merged_into).where(patient.c.patient_id == bindparam("pid"))
@@ -41,3 +42,30 @@ def known_patient_ids(conn: Connection, patient_ids: set[str]) -> set[str]:
         )
     )
     return {r.patient_id for r in rows}
+
+
+def ensure_patient(conn: Connection, patient_id: str) -> None:
+    """Make ``patient_id`` known inside the caller's transaction (the identity feed's path)."""
+    if conn.execute(_MERGED_INTO, {"pid": patient_id}).first() is None:
+        now = datetime.now(UTC).strftime("%Y%m%d%H%M%S")
+        conn.execute(patient.insert().values(patient_id=patient_id, created=now))
+
+
+def merge_patient(conn: Connection, subsumed: str, surviving: str) -> None:
+    """Record that ``subsumed`` was merged into ``surviving`` (both known afterwards)."""
+    ensure_patient(conn, surviving)
+    ensure_patient(conn, subsumed)
+    conn.execute(patient.update().where(patient.c.patient_id == subsumed)
+                 .values(merged_into=surviving))
+
+
+def merged_into(conn: Connection, surviving: str) -> list[str]:
+    """Every patient id merged into ``surviving``, directly or through a chain of merges."""
+    found: list[str] = []
+    frontier = [surviving]
+    while frontier:
+        rows = conn.execute(select(patient.c.patient_id).where(
+            patient.c.merged_into.in_(frontier)))
+        frontier = [r.patient_id for r in rows if r.patient_id not in found]
+        found += frontier
+    return found

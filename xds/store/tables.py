@@ -13,7 +13,8 @@ from sqlalchemy import (
 __all__ = [
     "metadata", "patient", "document_entry", "document_code", "document_author",
     "document_reference_id", "submission_set", "submission_set_author", "folder", "folder_code",
-    "association", "unique_id_claim", "repository_document",
+    "association", "unique_id_claim", "repository_document", "mpi_person", "mpi_identifier",
+    "mpi_event", "mpi_notification",
 ]
 
 metadata = MetaData(naming_convention={
@@ -169,4 +170,64 @@ repository_document = Table(
     Column("mime_type", String(_PID), nullable=False),
     Column("created", String(14), nullable=False),
     Index(None, "sha256"),
+)
+
+
+#: PIX Manager link groups: one row per person; the identifiers below point at it.
+mpi_person = Table(
+    "mpi_person", metadata,
+    Column("person_id", String(_ID), primary_key=True),
+    Column("created", String(14), nullable=False),
+)
+
+#: Patient identifiers per assigning authority (domain OID) with their latest demographics.
+mpi_identifier = Table(
+    "mpi_identifier", metadata,
+    Column("domain", String(64), primary_key=True),
+    Column("value", String(_PID), primary_key=True),
+    #: The link group; NULL once the identifier was merged away.
+    Column("person_id", String(_ID), nullable=True),
+    #: The surviving identifier's value (same domain) after a merge, else NULL.
+    Column("merged_into", String(_PID), nullable=True),
+    Column("family", String(_PID)),
+    Column("given", String(_PID)),
+    Column("birth_date", String(14)),
+    Column("sex", String(8)),
+    Column("address", Text),
+    Column("phone", String(_PID)),
+    Column("mothers_maiden_name", String(_PID)),
+    #: Normalised family|given|birth date|sex, for deterministic demographic matching.
+    Column("match_key", String(_PID)),
+    Column("updated", String(14), nullable=False),
+    Index(None, "person_id"),
+    Index(None, "match_key"),
+)
+
+#: History of the index: created, updated, linked, merged (never rewritten).
+mpi_event = Table(
+    "mpi_event", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("at", String(14), nullable=False),
+    Column("kind", String(16), nullable=False),
+    Column("domain", String(64), nullable=False),
+    Column("value", String(_PID), nullable=False),
+    Column("person_id", String(_ID)),
+    Column("other_domain", String(64)),
+    Column("other_value", String(_PID)),
+    Column("detail", Text),
+    Index(None, "domain", "value"),
+)
+
+#: Outbox of PIX update notifications (ITI-10 / ITI-46): written with the change, sent later.
+mpi_notification = Table(
+    "mpi_notification", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("subscriber", String(512), nullable=False),
+    Column("person_id", String(_ID), nullable=False),
+    Column("created", String(14), nullable=False),
+    Column("attempts", Integer, nullable=False, default=0),
+    Column("next_attempt", String(14), nullable=False),
+    Column("delivered", String(14)),
+    Column("last_error", Text),
+    Index(None, "delivered", "next_attempt"),
 )
