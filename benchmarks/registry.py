@@ -141,6 +141,23 @@ def _copy_for(template: Submission, template_xml: dict[str, bytes], ids: set[byt
                       associations=associations), xml
 
 
+def filled_patients(settings: Settings, limit: int = 20_000) -> list[str]:
+    """Patients of an earlier fill that have exactly DOCS_PER_PATIENT entries."""
+    from sqlalchemy import func, select
+
+    from xds.store.tables import document_entry
+
+    engine = open_engine(settings)
+    with engine.connect() as conn:
+        rows = conn.execute(select(document_entry.c.patient_id).group_by(document_entry.c.patient_id)
+                            .having(func.count() == DOCS_PER_PATIENT).limit(limit))
+        pids = [r.patient_id for r in rows]
+    engine.dispose()
+    if not pids:
+        raise SystemExit(f"--reuse: no filled patients in {settings.data_dir}")
+    return pids
+
+
 def _submission(pid: str) -> etree._Element:
     ss = samples.submission_set("SubmissionSet01", patient_id=pid)
     objects: list[etree._Element] = [ss]
@@ -280,12 +297,14 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=15.0)
     parser.add_argument("--queries", type=int, default=500)
     parser.add_argument("--workers", type=int, default=2, help="xds serve --workers")
+    parser.add_argument("--reuse", action="store_true",
+                        help="measure on what --data-dir already holds instead of filling it")
     args = parser.parse_args()
     data_dir = Path(args.data_dir or tempfile.mkdtemp(prefix="xds-bench-"))
     settings = Settings(data_dir=data_dir, database_url=args.database_url)
     print(f"database: {settings.effective_database_url}")
     t0 = time.perf_counter()
-    pids = fill(settings, args.entries)
+    pids = filled_patients(settings) if args.reuse else fill(settings, args.entries)
     print(f"filled {len(pids) * DOCS_PER_PATIENT:,} DocumentEntries over {len(pids):,} patients "
           f"in {time.perf_counter() - t0:,.0f} s")
     proc, url = start_server(settings, args.workers)

@@ -116,7 +116,8 @@ def settings(backend: str, database_url: str, tmp_path_factory: pytest.TempPathF
     from xds.config import Settings
 
     data_dir: Path = tmp_path_factory.mktemp(f"xds-data-{backend}")
-    return Settings(data_dir=data_dir, database_url=database_url)
+    # MLLP off: PIX tests start their own listener on a free port.
+    return Settings(data_dir=data_dir, database_url=database_url, mllp_port=0)
 
 
 @pytest.fixture(scope="session")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from functools import partial
 from collections.abc import AsyncIterator
@@ -11,6 +12,10 @@ from starlette.applications import Starlette
 from starlette.routing import BaseRoute, Mount, Route
 
 from xds.config import WSDL_DIR, Settings
+from xds.mpi.index import PatientIndex
+from xds.mpi.mllp import start_mllp_server
+from xds.mpi.notifier import run_notifier
+from xds.mpi.service import pix_operations
 from xds.registry.context import Registry
 from xds.clients.registration import RemoteRegistry
 from xds.registry.iti42 import register_document_set
@@ -21,10 +26,11 @@ from xds.soap import Operation, SoapEndpoint, wsdl_files_app
 from xds.store.blobs import FileBlobStore
 from xds.store.db import migrate, open_engine
 
-__all__ = ["build_app", "app_from_environment", "REGISTRY_PATH", "REPOSITORY_PATH"]
+__all__ = ["build_app", "app_from_environment", "REGISTRY_PATH", "REPOSITORY_PATH", "PIX_PATH"]
 
 REGISTRY_PATH = "/xds/registry"
 REPOSITORY_PATH = "/xds/repository"
+PIX_PATH = "/pix"
 log = logging.getLogger("xds.app")
 
 
@@ -37,9 +43,9 @@ def build_app(settings: Settings) -> Starlette:
     engine = open_engine(settings)
     settings.spool_dir.mkdir(parents=True, exist_ok=True)
     actors = {a.strip() for a in settings.actors.split(",") if a.strip()}
-    unknown = actors - {"registry", "repository"}
+    unknown = actors - {"registry", "repository", "pix"}
     if unknown:
-        raise ValueError(f"unknown actors {sorted(unknown)}; choose registry, repository")
+        raise ValueError(f"unknown actors {sorted(unknown)}; choose registry, repository, pix")
     registry = Registry(engine=engine, settings=settings)
     routes: list[BaseRoute] = []
     if "registry" in actors:
@@ -64,11 +70,43 @@ def build_app(settings: Settings) -> Starlette:
     async def lifespan(_app: Starlette) -> AsyncIterator[None]:
         migrate(engine)
         log.info("registry database ready at %s", engine.url.render_as_string(hide_password=True))
-        yield
+        async with _pix_listeners(index, settings):
+            yield
         engine.dispose()
 
+    index: PatientIndex | None = None
+    if "pix" in actors:
+        index = PatientIndex(engine, settings)
+        routes.append(Route(PIX_PATH, _endpoint(
+            settings, pix_operations(index, settings), "PIXManager.wsdl", PIX_PATH),
+            methods=["GET", "POST"]))
     routes.append(Mount("/wsdl", app=wsdl_files_app))
     return Starlette(routes=routes, lifespan=lifespan)
+
+
+@asynccontextmanager
+async def _pix_listeners(index: PatientIndex | None, settings: Settings) -> AsyncIterator[None]:
+    """The PIX Manager's MLLP listener (ITI-8, ITI-9) and notification sender (ITI-10, ITI-46)."""
+    if index is None:
+        yield
+        return
+    server = None
+    if settings.mllp_port > 0:
+        try:
+            server = await start_mllp_server(index, settings)
+            log.info("PIX Manager MLLP on %s:%d", settings.host, settings.mllp_port)
+        except OSError as exc:
+            # Another worker of this server, or another program, holds the port: the SOAP
+            # endpoints keep working; the feed must go to whoever listens there.
+            log.warning("MLLP port %d not opened: %s", settings.mllp_port, exc)
+    notifier = asyncio.create_task(run_notifier(index, settings))
+    try:
+        yield
+    finally:
+        notifier.cancel()
+        if server is not None:
+            server.close()
+            await server.wait_closed()
 
 
 def _endpoint(settings: Settings, operations: dict[str, Operation], wsdl: str,

@@ -37,8 +37,8 @@ class Settings:
     repository_unique_id: str = "1.3.6.1.4.1.21367.13.50.1"
     #: Where the repository sends ITI-42; empty means the registry in this same process.
     registry_url: str = ""
-    #: Which actors ``xds serve`` mounts: "registry", "repository" (comma-separated).
-    actors: str = "registry,repository"
+    #: Which actors ``xds serve`` mounts: "registry", "repository", "pix" (comma-separated).
+    actors: str = "registry,repository,pix"
     #: MLLP port of the PIX Manager (ITI-8 feed, ITI-9 query); 0 turns MLLP off.
     mllp_port: int = 2575
     #: Assigning authorities (OIDs, comma-separated) the PIX Manager accepts; empty: any.

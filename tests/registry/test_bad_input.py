@@ -146,7 +146,7 @@ def small_registry(settings: Settings, server: str) -> Iterator[str]:
     from xds.app import build_app
 
     capped = Settings(data_dir=settings.data_dir, database_url=settings.database_url,
-                      max_envelope_bytes=32 * 1024)
+                      max_envelope_bytes=32 * 1024, mllp_port=0)
     with running_server(build_app(capped)) as base:
         yield base + "/xds/registry"
 

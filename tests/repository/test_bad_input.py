@@ -183,7 +183,7 @@ def _tmpfs(path: Path, size: str) -> Iterator[None]:
 def _server_with_small(tmp_path: Path, which: str) -> Iterator[tuple[str, Settings, str]]:
     """A registry+repository server on SQLite whose blob store or spool (``which``) is a 2 MB
     tmpfs; yields its URL, Settings and a known patient."""
-    settings = Settings(data_dir=tmp_path / "data")
+    settings = Settings(data_dir=tmp_path / "data", mllp_port=0)
     small = settings.blob_dir if which == "blobs" else settings.spool_dir
     with _tmpfs(small, "2m"):
         app = build_app(settings)

@@ -40,7 +40,8 @@ class Node(NamedTuple):
 @pytest.fixture(scope="module")
 def registry_a(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Node]:
     """Server A: the Document Registry only, on its own SQLite file."""
-    settings = Settings(data_dir=tmp_path_factory.mktemp("registry-a"), actors="registry")
+    settings = Settings(data_dir=tmp_path_factory.mktemp("registry-a"), actors="registry",
+                        mllp_port=0)
     with _serve(settings) as node:
         yield node
 

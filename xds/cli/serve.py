@@ -30,23 +30,27 @@ def serve(
         help="Registry the repository sends ITI-42 to (default: the one in this process).")] = None,
     repository_unique_id: Annotated[str | None, typer.Option(
         envvar="XDS_REPOSITORY_UNIQUE_ID", help="repositoryUniqueId (OID) of this repository.")] = None,
+    mllp_port: Annotated[int | None, typer.Option(
+        envvar="XDS_MLLP_PORT", help="MLLP port of the PIX Manager (ITI-8, ITI-9); 0 = off [2575].")] = None,
     workers: Annotated[int, typer.Option(
         envvar="XDS_WORKERS", help="Worker processes; they share nothing but the store.")] = 1,
 ) -> None:
-    """Serve the Document Registry (ITI-42, ITI-18) at /xds/registry and the Document
-    Repository (ITI-41, ITI-43) at /xds/repository."""
+    """Serve the Document Registry (ITI-42, ITI-18) at /xds/registry, the Document Repository
+    (ITI-41, ITI-43) at /xds/repository and the PIX Manager (ITI-44/45 at /pix, ITI-8/9 on MLLP)."""
     from xds.app import build_app
     from xds.store.db import migrate, open_engine
 
     settings = settings_from(host=host, port=port, data_dir=data_dir, database_url=database_url,
                              actors=actors, registry_url=registry_url,
-                             repository_unique_id=repository_unique_id)
+                             repository_unique_id=repository_unique_id, mllp_port=mllp_port)
     logging.basicConfig(level=settings.log_level.upper(),
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     database = settings.effective_database_url.split("@")[-1]
     base = f"http://{settings.host}:{settings.port}"
     served = [f"{name} at {base}/xds/{name}" for name in ("registry", "repository")
               if name in settings.actors]
+    if "pix" in settings.actors:
+        served.append(f"PIX Manager at {base}/pix and MLLP port {settings.mllp_port}")
     typer.echo(f"xds: {', '.join(served)} (data in {settings.data_dir}, database {database}, "
                f"{workers} worker(s))")
     if workers <= 1:
@@ -61,7 +65,8 @@ def serve(
     os.environ.update({"XDS_DATA_DIR": str(settings.data_dir),
                        "XDS_DATABASE_URL": settings.database_url, "XDS_ACTORS": settings.actors,
                        "XDS_REGISTRY_URL": settings.registry_url,
-                       "XDS_REPOSITORY_UNIQUE_ID": settings.repository_unique_id})
+                       "XDS_REPOSITORY_UNIQUE_ID": settings.repository_unique_id,
+                       "XDS_MLLP_PORT": str(settings.mllp_port)})
     _run_workers(settings, workers)
 
 
