@@ -5,6 +5,7 @@ from __future__ import annotations
 import typer
 
 from xds.cli import patient, query, retrieve, serve, submit
+from xds.cli import pix
 
 __all__ = ["app", "main"]
 
@@ -12,6 +13,7 @@ app = typer.Typer(no_args_is_help=True, add_completion=False,
                   help="IHE XDS.b / XDS-I.b document and image sharing.")
 app.command("serve")(serve.serve)
 app.add_typer(patient.app, name="patient")
+app.add_typer(pix.app, name="pix")
 app.add_typer(query.app, name="query")
 app.command("submit")(submit.submit)
 app.command("retrieve")(retrieve.retrieve)

@@ -7,7 +7,7 @@ from collections.abc import Iterable, Sequence
 from lxml import etree
 
 from xds.ebrim.rim import RIM, Element, element, write_slot
-from xds.ebrim.vocabulary import NS_QUERY, NS_RIM, NS_RS, ResponseStatus
+from xds.ebrim.vocabulary import DE, FD, NS_QUERY, NS_RIM, NS_RS, SS, ResponseStatus
 from xds.model.errors import RegistryError, Severity
 
 __all__ = [
@@ -20,6 +20,7 @@ _QUERY = f"{{{NS_QUERY}}}"
 _NSMAP = {"rs": NS_RS, "rim": NS_RIM, "query": NS_QUERY}
 # Stored XML is our own output; parsing it needs no defences but must not resolve anything.
 _STORED_PARSER = etree.XMLParser(resolve_entities=False, no_network=True, remove_blank_text=True)
+_PATIENT_ID_SCHEMES = frozenset({DE.patientId, SS.patientId, FD.patientId})
 
 
 def response_status(errors: Sequence[RegistryError], *, partial: bool = False) -> ResponseStatus:
@@ -73,11 +74,21 @@ def object_ref(entry_uuid: str, home: str | None = None) -> Element:
 
 
 def render_stored(
-    xml: bytes, status: str, *, last_update_time: str | None = None, home: str | None = None
+    xml: bytes, status: str, *, last_update_time: str | None = None, home: str | None = None,
+    patient_id: str | None = None,
 ) -> Element:
-    """A stored object's element with its current status (and Folder lastUpdateTime)."""
+    """A stored object's element with its current status (and Folder lastUpdateTime).
+
+    ``patient_id`` relabels the patientId ExternalIdentifier of a DocumentEntry, SubmissionSet
+    or Folder (the surviving id after a merge, ITI TF-2 §3.18.4.1.2.3.9); sourcePatientId and
+    sourcePatientInfo stay as registered.
+    """
     el = etree.fromstring(xml, _STORED_PARSER)
     el.set("status", status)
+    if patient_id is not None:
+        for ei in el.iterchildren(RIM + "ExternalIdentifier"):
+            if ei.get("identificationScheme") in _PATIENT_ID_SCHEMES:
+                ei.set("value", patient_id)
     if home and el.get("home") is None:
         el.set("home", home)
     if last_update_time is not None:

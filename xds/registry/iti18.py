@@ -10,7 +10,7 @@ from xds.ebrim.rim import Element
 from xds.ebrim.vocabulary import ResponseStatus, ReturnType
 from xds.model.errors import ErrorCode, XdsError
 from xds.registry.context import Registry
-from xds.registry.querybase import fetch_xml
+from xds.registry.querybase import fetch_xml, to_survivors
 from xds.registry.queryparams import check_params, query_spec
 from xds.registry.storedqueries import run_stored_query
 from xds.store.db import read_connection
@@ -23,11 +23,12 @@ log = logging.getLogger("xds.registry.iti18")
 def stored_query(registry: Registry, body: Element, *, multi_patient: bool = False) -> Element:
     """Answer the ``query:AdhocQueryRequest`` ``body`` with a ``query:AdhocQueryResponse``.
 
-    Success holds the matching objects (LeafClass: as registered, with current status;
-    ObjectRef: ``rim:ObjectRef`` ids only). Any XdsError becomes a Failure with its errors and
-    an empty RegistryObjectList: XDSUnknownStoredQuery, XDSStoredQueryMissingParam,
-    XDSStoredQueryParamNumber, XDSRegistryMetadataError (malformed value), XDSUnknownCommunity,
-    XDSResultNotSinglePatient, XDSTooManyResults, XDSRegistryError (unusable request).
+    Success holds the matching objects (LeafClass: as registered, with current status and the
+    surviving patientId after a merge; ObjectRef: ``rim:ObjectRef`` ids only). Any XdsError
+    becomes a Failure with its errors and an empty RegistryObjectList: XDSUnknownStoredQuery,
+    XDSStoredQueryMissingParam, XDSStoredQueryParamNumber, XDSRegistryMetadataError (malformed
+    value), XDSUnknownCommunity, XDSResultNotSinglePatient, XDSTooManyResults, XDSRegistryError
+    (unusable request).
     ``multi_patient`` is the ITI-51 endpoint, which accepts only its two queries.
     """
     try:
@@ -38,6 +39,10 @@ def stored_query(registry: Registry, body: Element, *, multi_patient: bool = Fal
         with read_connection(registry.engine) as conn:
             result = run_stored_query(params, conn, registry)
             leaf = request.return_type is ReturnType.LeafClass
+            if leaf and spec.by_id:
+                # Objects registered under a merged-away id are the survivor's (§3.18.4.1.2.3.9);
+                # the patient-based queries answer under their patient already.
+                result = to_survivors(conn, result)
             if leaf and spec.by_id and len(result.patient_ids()) > 1:
                 raise XdsError(ErrorCode.XDSResultNotSinglePatient,
                                f"{spec.query.name} would return metadata of "
@@ -55,7 +60,8 @@ def stored_query(registry: Registry, body: Element, *, multi_patient: bool = Fal
                                         *result.folders, *result.associations)])
     home = registry.settings.home_community_id or None
     return adhoc_query_response(
-        render_stored(r.xml, r.status, last_update_time=r.last_update_time, home=home)
+        render_stored(r.xml, r.status, last_update_time=r.last_update_time, home=home,
+                      patient_id=r.patient_id)
         for r in rows)
 
 

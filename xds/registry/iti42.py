@@ -27,7 +27,7 @@ from xds.registry.context import Registry
 from xds.registry.validate import extra_slots_not_saved, validate_submission
 from xds.store import registry as index
 from xds.store.db import write_transaction
-from xds.store.patients import is_known
+from xds.store.patients import is_known, surviving, survivors
 
 __all__ = ["register_document_set"]
 
@@ -145,6 +145,11 @@ def _check(conn: Connection, sub: Submission) -> _Plan:
     referenced = {a.source_object for a in sub.associations}
     referenced |= {a.target_object for a in sub.associations}
     stored = index.find_objects(conn, referenced - submitted.keys())
+    # Patient ids are compared as merged (ITI TF-2 §3.42.4.1.3.3.2, §3.42.4.1.3.5): an object
+    # registered under a merged-away id counts as its survivor's.
+    merged = survivors(conn, {o.patient_id for o in stored.values()}) if stored else {}
+    stored = {ref: dataclasses.replace(o, patient_id=merged.get(o.patient_id, o.patient_id))
+              for ref, o in stored.items()}
     _check_associations(sub, submitted, stored, plan)
     return plan
 
@@ -336,7 +341,7 @@ def _replace(conn: Connection, ss_id: str, new: DocumentEntry, old_id: str, plan
                        f"DocumentEntry {old_id} was already replaced")
     index.deprecate_documents(conn, index.transforms_and_addenda(conn, old_id))
     for folder_id, folder_patient in index.approved_folders_containing(conn, old_id):
-        if folder_patient != new.patient_id:
+        if surviving(conn, folder_patient) != new.patient_id:
             raise XdsError(ErrorCode.XDSPatientIdDoesNotMatch,
                            f"replacement {new.entry_uuid} and Folder {folder_id} have different "
                            "patientIds")

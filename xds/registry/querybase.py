@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
@@ -15,6 +15,7 @@ from xds.ebrim.vocabulary import DocumentEntryType
 from xds.model.errors import ErrorCode, XdsError
 from xds.registry.context import Registry
 from xds.registry.queryparams import QueryParams
+from xds.store.patients import survivors
 from xds.store.tables import (
     association, document_author, document_code, document_entry, folder, folder_code,
     submission_set,
@@ -23,14 +24,16 @@ from xds.store.tables import (
 __all__ = [
     "Hit", "QueryResult", "StoredQueryFn", "StoredRow", "fetch", "fetch_xml", "too_many",
     "time_range", "like", "document_filters", "content_filters", "entry_types",
-    "associations_touching", "folder_filters", "chunks",
+    "associations_touching", "folder_filters", "chunks", "patient_is", "answered_under",
+    "to_survivors",
 ]
 
 _CHUNK = 500  # ids per IN list: well under SQLite's bound-parameter limit
 
 
 class Hit(NamedTuple):
-    """One object of a result: its id and patient id (for the single-patient rule)."""
+    """One object of a result: its id and patient id (for the single-patient rule); once merges
+    are resolved, the surviving patient id it is answered under."""
 
     id: str
     patient_id: str
@@ -99,6 +102,32 @@ def chunks(ids: Sequence[str]) -> Iterator[list[str]]:
     """``ids`` in pieces small enough for one IN list."""
     for start in range(0, len(ids), _CHUNK):
         yield list(ids[start:start + _CHUNK])
+
+
+# -- patient merges (ITI TF-2 §3.18.4.1.2.3.9) ---------------------------------------------------
+
+
+def patient_is(column: ColumnElement[str], scope: Mapping[str, str]) -> ColumnElement[bool]:
+    """``column`` is one of the ids of ``scope`` (see ``patient_scope``): a plain equality
+    when no merge is involved, so the usual plan is kept."""
+    if len(scope) == 1:
+        return column == next(iter(scope))
+    return column.in_(sorted(scope))
+
+
+def answered_under(hits: list[Hit], scope: Mapping[str, str]) -> list[Hit]:
+    """``hits`` with each patient id replaced by the id ``scope`` answers it under."""
+    return [Hit(h.id, scope.get(h.patient_id, h.patient_id)) for h in hits]
+
+
+def to_survivors(conn: Connection, result: QueryResult) -> QueryResult:
+    """``result`` with the DocumentEntries, SubmissionSets and Folders under their surviving
+    patient ids (one primary-key query; Associations keep theirs, they have no patientId)."""
+    surviving = survivors(conn, result.patient_ids())
+    return QueryResult(
+        document_entries=answered_under(result.document_entries, surviving),
+        submission_sets=answered_under(result.submission_sets, surviving),
+        folders=answered_under(result.folders, surviving), associations=result.associations)
 
 
 # -- filters -----------------------------------------------------------------------------------
@@ -221,11 +250,13 @@ def associations_touching(
 
 
 class StoredRow(NamedTuple):
-    """A returned object's stored XML and current status (and a Folder's lastUpdateTime)."""
+    """A returned object's stored XML and current status (and a Folder's lastUpdateTime), and
+    the surviving patient id to show when it differs from the stored one (after a merge)."""
 
     xml: bytes
     status: str
     last_update_time: str | None
+    patient_id: str | None = None
 
 
 def fetch_xml(conn: Connection, result: QueryResult) -> list[StoredRow]:
@@ -235,18 +266,21 @@ def fetch_xml(conn: Connection, result: QueryResult) -> list[StoredRow]:
     for table, hits in ((document_entry, result.document_entries),
                         (submission_set, result.submission_sets),
                         (folder, result.folders), (association, result.associations)):
-        out.extend(_load(conn, table, [h.id for h in hits]))
+        out.extend(_load(conn, table, hits))
     return out
 
 
-def _load(conn: Connection, table: Table, ids: list[str]) -> list[StoredRow]:
+def _load(conn: Connection, table: Table, hits: list[Hit]) -> list[StoredRow]:
     lut: ColumnElement[str] = (
         folder.c.last_update_time if table is folder
         else literal(None, String).label("last_update_time"))
+    # An Association's patient_id column is only the registry's sharding key, never shown.
+    shown = {} if table is association else {h.id: h.patient_id for h in hits}
     rows: dict[str, StoredRow] = {}
-    for part in chunks(ids):
-        stmt = select(table.c.id, table.c.xml, table.c.status, lut).where(
+    for part in chunks([h.id for h in hits]):
+        stmt = select(table.c.id, table.c.xml, table.c.status, lut, table.c.patient_id).where(
             table.c.id.in_(part))
         for r in conn.execute(stmt):
-            rows[r[0]] = StoredRow(bytes(r[1]), r[2], r[3])
-    return [rows[i] for i in ids if i in rows]
+            label = shown.get(r[0], r[4])
+            rows[r[0]] = StoredRow(bytes(r[1]), r[2], r[3], label if label != r[4] else None)
+    return [rows[h.id] for h in hits if h.id in rows]

@@ -7,7 +7,7 @@ Times are kept as 14-digit UTC strings (``normalize_dtm``) that sort like instan
 from __future__ import annotations
 
 from sqlalchemy import (
-    BigInteger, Column, Index, Integer, LargeBinary, MetaData, String, Table, Text,
+    BigInteger, Column, Index, Integer, LargeBinary, MetaData, String, Table, Text, text,
 )
 
 __all__ = [
@@ -32,6 +32,10 @@ patient = Table(
     #: The surviving patient id after a merge (ITI-8 A40 / ITI-44), else NULL.
     Column("merged_into", String(_PID), nullable=True),
     Column("created", String(14), nullable=False),
+    # Partial: almost every row is NULL, and stored queries look up "merged into P" each time.
+    Index("ix_patient_merged_into", "merged_into",
+          sqlite_where=text("merged_into IS NOT NULL"),
+          postgresql_where=text("merged_into IS NOT NULL")),
 )
 
 document_entry = Table(
