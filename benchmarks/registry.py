@@ -50,6 +50,7 @@ from xds.store.registry import UniqueIdClaim  # noqa: E402
 from xds.store.tables import patient  # noqa: E402
 
 DOCS_PER_PATIENT = 10
+RECONNECT_EVERY = 50
 
 
 def fill(settings: Settings, entries: int, batch: int = 500) -> list[str]:
@@ -158,6 +159,18 @@ def filled_patients(settings: Settings, limit: int = 20_000) -> list[str]:
     return pids
 
 
+def _entry_count(settings: Settings) -> int:
+    from sqlalchemy import func, select
+
+    from xds.store.tables import document_entry
+
+    engine = open_engine(settings)
+    with engine.connect() as conn:
+        count = int(conn.execute(select(func.count()).select_from(document_entry)).scalar_one())
+    engine.dispose()
+    return count
+
+
 def _submission(pid: str) -> etree._Element:
     ss = samples.submission_set("SubmissionSet01", patient_id=pid)
     objects: list[etree._Element] = [ss]
@@ -214,6 +227,12 @@ def registrations_per_second(url: str, settings: Settings, clients: int, seconds
         conn = http.client.HTTPConnection(parts.hostname or "127.0.0.1", parts.port or 80)
         barrier.wait()
         while time.perf_counter() < deadline:
+            if counts[i] % RECONNECT_EVERY == RECONNECT_EVERY - 1:
+                # Workers share one listening socket; a client that kept one connection for
+                # the whole run would pin all its work on one worker (4 connections can land
+                # 4:0, halving the figure by chance). Real clients reconnect now and then.
+                conn.close()
+                conn = http.client.HTTPConnection(parts.hostname or "127.0.0.1", parts.port or 80)
             body = templates[i].replace(b"2.25.1111", samples.new_oid().encode()).replace(
                 b"2.25.2222", samples.new_oid().encode())
             conn.request("POST", parts.path, body, {"Content-Type": soapclient.CONTENT_TYPE})
@@ -304,9 +323,14 @@ def main() -> None:
     settings = Settings(data_dir=data_dir, database_url=args.database_url)
     print(f"database: {settings.effective_database_url}")
     t0 = time.perf_counter()
-    pids = filled_patients(settings) if args.reuse else fill(settings, args.entries)
-    print(f"filled {len(pids) * DOCS_PER_PATIENT:,} DocumentEntries over {len(pids):,} patients "
-          f"in {time.perf_counter() - t0:,.0f} s")
+    if args.reuse:
+        pids = filled_patients(settings)
+        args.entries = _entry_count(settings)
+        print(f"reusing {args.entries:,} DocumentEntries; querying {len(pids):,} of the patients")
+    else:
+        pids = fill(settings, args.entries)
+        print(f"filled {len(pids) * DOCS_PER_PATIENT:,} DocumentEntries over {len(pids):,} "
+              f"patients in {time.perf_counter() - t0:,.0f} s")
     proc, url = start_server(settings, args.workers)
     try:
         warm_up(url, pids, args.workers)
