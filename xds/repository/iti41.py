@@ -195,6 +195,14 @@ def _store(repository: Repository, docs: list[_Document]) -> _Added:
                 elif old.size != doc.content.size:
                     raise XdsError(ErrorCode.XDSNonIdenticalSize, doc.unique_id)
             documents.insert_documents(conn, fresh)
+            # Bytes we found already stored may have been removed meanwhile by a failed
+            # submission that had added them; its removal and these rows are both write
+            # transactions, so checking here, after our rows, closes that window on SQLite.
+            for doc in docs:
+                if not repository.blobs.exists(doc.content.sha256):
+                    raise XdsError(ErrorCode.XDSRepositoryBusy,
+                                   f"document {doc.unique_id}: stored bytes were removed by a "
+                                   "concurrent failed submission; retry")
         # A document already stored with identical bytes keeps its row; only ours are undone.
         added.rows = [d.document_unique_id for d in fresh]
         return added
