@@ -85,9 +85,10 @@ def test_query_find_documents_lists_the_patients_documents(
     request = samples.single_document_submission(pid, title="Chest X-ray report")
     _, reply = soapclient.post(registry_url, soapclient.ITI42, request)
     assert soapclient.status(reply) == soapclient.SUCCESS
-    unique_id = request.find(
-        f".//{{{samples.NS_RIM}}}ExternalIdentifier[@identificationScheme='{samples.DE.uniqueId}']"
-    ).get("value")
+    identifier = request.find(
+        f".//{{{samples.NS_RIM}}}ExternalIdentifier[@identificationScheme='{samples.DE.uniqueId}']")
+    assert identifier is not None
+    unique_id = identifier.get("value") or ""
 
     result = runner.invoke(app, ["query", "find-documents", pid, "--url", registry_url],
                            terminal_width=250)

@@ -24,8 +24,10 @@ def _jane(**overrides: str) -> Demographics:
     return Demographics(**(base | overrides))
 
 
-def _index(engine: Engine, settings: Settings, **changes: str) -> PatientIndex:
-    return PatientIndex(engine, dataclasses.replace(settings, **changes))
+def _index(engine: Engine, settings: Settings, *, pix_match: str = "off",
+           pix_assign_ids: str = "yes") -> PatientIndex:
+    return PatientIndex(engine, dataclasses.replace(
+        settings, pix_match=pix_match, pix_assign_ids=pix_assign_ids))
 
 
 def test_matching_off_keeps_equal_demographics_apart(engine: Engine, settings: Settings) -> None:
