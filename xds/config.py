@@ -48,6 +48,8 @@ class Settings:
     #: "off" or "demographics": link a new identifier to the one person whose normalised family
     #: and given name, birth date and sex are equal (never on ambiguity).
     pix_match: str = "off"
+    #: HL7 v3 device id (OID) of the PIX Manager: sender of its messages, custodian of answers.
+    pix_device_id: str = "1.3.6.1.4.1.21367.13.60.1"
     #: PIX Consumers to notify (ITI-10 ``mllp://host:port``, ITI-46 ``http(s)://...``), comma-separated.
     pix_subscribers: str = ""
     #: Public base URL of this server, for WSDL addresses (default: taken from the request).

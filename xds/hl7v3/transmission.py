@@ -14,14 +14,13 @@ from .datatypes import II, add_ii, add_ts, find, is_uid, new_message, read_ii, s
 
 __all__ = ["DEFAULT_DEVICE_ID", "Transmission", "device_id", "read_transmission", "transmission"]
 
-#: sender/device/id/@root of this process's v3 applications unless ``Settings.extra``
-#: names another in ``hl7v3_device_id``. An OID of the IHE test arc, like the repository's.
-DEFAULT_DEVICE_ID = "1.3.6.1.4.1.21367.13.60.1"
+#: Default sender/device/id/@root of this process's v3 applications (``Settings.pix_device_id``).
+DEFAULT_DEVICE_ID = Settings().pix_device_id
 
 
 def device_id(settings: Settings) -> str:
     """The device id (OID) this process sends as, and names as custodian of PIX answers."""
-    return settings.extra.get("hl7v3_device_id") or DEFAULT_DEVICE_ID
+    return settings.pix_device_id or DEFAULT_DEVICE_ID
 
 
 @dataclass(frozen=True, slots=True)
