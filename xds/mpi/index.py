@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 
 from sqlalchemy import Connection, Engine, and_, delete, insert, select, update
@@ -311,7 +311,3 @@ class PatientIndex:
         return conn.execute(select(mpi_identifier.c.domain).where(
             mpi_identifier.c.domain == domain).limit(1)).first() is not None
 
-
-def parse_identifiers(values: Iterable[tuple[str, str]]) -> list[PatientIdentifier]:
-    """(domain, value) pairs as PatientIdentifiers, in order, duplicates removed."""
-    return list(dict.fromkeys(PatientIdentifier(d, v) for d, v in values))
