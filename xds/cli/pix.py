@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import re
 import uuid
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated
 
@@ -12,7 +11,7 @@ import typer
 from hl7.client import MLLPClient  # type: ignore[import-untyped, unused-ignore]
 
 from xds.hl7.errors import AckCode
-from xds.model.values import is_oid
+from xds.model.values import is_oid, now_dtm
 
 __all__ = ["app", "split_messages", "pix_query_message"]
 
@@ -48,7 +47,7 @@ def split_messages(data: bytes) -> list[bytes]:
 def pix_query_message(patient: str, domains: list[str], control_id: str) -> bytes:
     """QBP^Q23 (ITI-9, HL7 v2.5) asking for the ids of ``patient`` (a CX) in ``domains`` (OIDs;
     every domain when empty)."""
-    now = datetime.now(UTC).strftime("%Y%m%d%H%M%S")
+    now = now_dtm()
     what = "~".join(f"^^^&{oid}&ISO" for oid in domains)
     segments = [
         f"MSH|^~\\&|XDS_CLI|XDS|XDS_PIX|XDS|{now}||QBP^Q23^QBP_Q21|{control_id}|P|2.5",

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
-from datetime import UTC, datetime
 from typing import Any
 
 import hl7
@@ -18,6 +17,7 @@ from hl7.util import generate_message_control_id
 
 from xds.hl7.errors import AckCode, ErrorSeverity, HL7Error
 from xds.hl7.message import VERSIONS, Header, codec_for
+from xds.model.values import now_dtm
 
 __all__ = ["DEFAULT_CONTEXT", "escape", "segment", "build_msh", "reply_msh", "build_err",
            "build_ack", "encode"]
@@ -61,7 +61,7 @@ def build_msh(context: Any, *, message_type: Sequence[str], version: str,
     seps = str(context.separators)
     field, rep, comp, sub, esc = seps[1], seps[2], seps[3], seps[4], str(context.esc)
     fields = ["MSH" + field + comp + rep + esc + sub, *sending, *receiving,
-              datetime.now(UTC).strftime("%Y%m%d%H%M%S+0000"), "",
+              now_dtm() + "+0000", "",
               comp.join(message_type), str(generate_message_control_id()), processing_id,
               version]
     if charset:

@@ -6,11 +6,11 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
 
 from lxml import etree
 
 from .codes import HL7V3
+from xds.model.values import now_dtm
 
 __all__ = [
     "II", "is_uid", "v3", "new_message", "sub", "find", "find_all", "read_ii", "add_ii", "ts_now",
@@ -93,7 +93,7 @@ def add_ii(parent: etree._Element, local: str, root: str | None, extension: str 
 
 def ts_now() -> str:
     """The current time as a TS value, UTC, to the second (``YYYYMMDDHHMMSS``)."""
-    return datetime.now(UTC).strftime("%Y%m%d%H%M%S")
+    return now_dtm()
 
 
 def add_ts(parent: etree._Element, local: str, value: str) -> etree._Element:

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 __all__ = [
     "CX", "Code", "LocalizedString", "is_oid", "is_uuid_urn", "is_dtm", "normalize_dtm",
-    "is_xcn", "is_xon", "is_xtn", "is_cxi", "is_oid_urn", "new_uuid_urn",
+    "is_xcn", "is_xon", "is_xtn", "is_cxi", "is_oid_urn", "new_uuid_urn", "now_dtm",
 ]
 
 _OID = re.compile(r"^[0-2](\.(0|[1-9][0-9]*))+$")
@@ -38,6 +38,11 @@ def new_uuid_urn() -> str:
     import uuid
 
     return f"urn:uuid:{uuid.uuid4()}"
+
+
+def now_dtm() -> str:
+    """The current instant as a 14-digit UTC DTM ``YYYYMMDDhhmmss``."""
+    return datetime.now(UTC).strftime("%Y%m%d%H%M%S")
 
 
 def is_dtm(value: str) -> bool:

@@ -11,7 +11,6 @@ from __future__ import annotations
 import logging
 import uuid
 from collections.abc import Callable, Sequence
-from datetime import UTC, datetime
 
 from sqlalchemy import Connection, Engine, and_, delete, insert, select, update
 from sqlalchemy.exc import IntegrityError
@@ -21,6 +20,7 @@ from xds.mpi.model import Demographics, MpiError, MpiErrorKind, PatientIdentifie
 from xds.store.db import read_connection, write_transaction
 from xds.store.patients import ensure_patient, merge_patient
 from xds.store.tables import mpi_event, mpi_identifier, mpi_notification, mpi_person
+from xds.model.values import now_dtm
 
 __all__ = ["PatientIndex"]
 
@@ -28,10 +28,6 @@ log = logging.getLogger("xds.mpi")
 _ATTEMPTS = 3
 _DEMOGRAPHIC_FIELDS = ("family", "given", "birth_date", "sex", "address", "phone",
                        "mothers_maiden_name")
-
-
-def _now() -> str:
-    return datetime.now(UTC).strftime("%Y%m%d%H%M%S")
 
 
 class PatientIndex:
@@ -173,7 +169,7 @@ class PatientIndex:
             if len(affinity) > 1:
                 raise MpiError(MpiErrorKind.Conflict, "the identifiers belong to patients with "
                                f"different affinity-domain ids: {', '.join(map(str, sorted(affinity)))}")
-        now = _now()
+        now = now_dtm()
         person_id = persons[0] if persons else self._new_person(conn, now)
         for other in persons[1:]:
             conn.execute(update(mpi_identifier).where(mpi_identifier.c.person_id == other)
@@ -217,7 +213,7 @@ class PatientIndex:
             self._feed(conn, [surviving], demo)
             survivor = self._row(conn, surviving)
         assert survivor is not None
-        now, person_id = _now(), survivor.person_id
+        now, person_id = now_dtm(), survivor.person_id
         # The subsumed record's other identifiers now belong to the survivor.
         if old.person_id != person_id:
             moved = self._identifiers(conn, old.person_id)
@@ -269,7 +265,7 @@ class PatientIndex:
     def _event(self, conn: Connection, kind: str, pid: PatientIdentifier, person_id: str | None,
                *, other: PatientIdentifier | None = None, detail: str | None = None) -> None:
         conn.execute(insert(mpi_event), {
-            "at": _now(), "kind": kind, "domain": pid.domain, "value": pid.value,
+            "at": now_dtm(), "kind": kind, "domain": pid.domain, "value": pid.value,
             "person_id": person_id, "other_domain": other.domain if other else None,
             "other_value": other.value if other else None, "detail": detail})
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-from datetime import UTC, datetime
 from urllib.parse import urlsplit
 
 import hl7.mllp
@@ -11,6 +10,7 @@ import hl7.mllp
 from xds.config import Settings
 from xds.hl7 import DEFAULT_CONTEXT, build_msh, decode, encode, format_cx, segment, segments, value
 from xds.mpi.model import Person
+from xds.model.values import now_dtm
 
 __all__ = ["build_iti10", "send_iti10", "NotificationRefused", "SEND_TIMEOUT"]
 
@@ -33,7 +33,7 @@ def build_iti10(person: Person, *, receiving_application: str = "",
     return "\r".join([
         build_msh(ctx, message_type=("ADT", "A31", "ADT_A05"), version="2.5", charset=charset,
                   receiving=(receiving_application, receiving_facility)),
-        segment(ctx, "EVN", "A31", datetime.now(UTC).strftime("%Y%m%d%H%M%S+0000")),
+        segment(ctx, "EVN", "A31", now_dtm() + "+0000"),
         segment(ctx, "PID", "", "", ids, "", "~^^^^^^S"),
         segment(ctx, "PV1", "", "N"),
     ]) + "\r"

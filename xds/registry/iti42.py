@@ -5,7 +5,6 @@ from __future__ import annotations
 import dataclasses
 import logging
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 
 from lxml import etree
 from sqlalchemy import Connection
@@ -22,7 +21,7 @@ from xds.ebrim.vocabulary import (
 )
 from xds.model.errors import ErrorCode, RegistryError, XdsError
 from xds.model.metadata import Association, DocumentEntry, Folder, Submission
-from xds.model.values import new_uuid_urn
+from xds.model.values import new_uuid_urn, now_dtm
 from xds.registry.context import Registry
 from xds.registry.validate import extra_slots_not_saved, validate_submission
 from xds.store import registry as index
@@ -132,7 +131,7 @@ def _check(conn: Connection, sub: Submission) -> _Plan:
     patient_id = ss.patient_id or ""
     if not is_known(conn, patient_id):
         raise XdsError(ErrorCode.XDSUnknownPatientId, patient_id)
-    plan = _Plan(now=datetime.now(UTC).strftime("%Y%m%d%H%M%S"))
+    plan = _Plan(now=now_dtm())
     submitted: dict[str, str] = {ss.entry_uuid: "SubmissionSet"}
     submitted |= {de.entry_uuid: "DocumentEntry" for de in sub.document_entries}
     submitted |= {fd.entry_uuid: "Folder" for fd in sub.folders}

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import UTC, datetime
 
 from sqlalchemy import Connection, and_, bindparam, delete, func, insert, select
 
 from xds.store.tables import repository_document
+from xds.model.values import now_dtm
 
 __all__ = ["StoredDocument", "find_documents", "insert_documents", "delete_documents", "blob_in_use"]
 
@@ -39,7 +39,7 @@ def find_documents(conn: Connection, repository_unique_id: str,
 
 def insert_documents(conn: Connection, documents: Iterable[StoredDocument]) -> None:
     """Record ``documents``; a uniqueId already present makes the statement fail."""
-    now = datetime.now(UTC).strftime("%Y%m%d%H%M%S")
+    now = now_dtm()
     rows = [{"repository_unique_id": d.repository_unique_id,
              "document_unique_id": d.document_unique_id, "sha256": d.sha256, "sha1": d.sha1,
              "size": d.size, "mime_type": d.mime_type, "created": now}

@@ -4,7 +4,6 @@ their merges (ITI TF-2 §3.18.4.1.2.3.9)."""
 from __future__ import annotations
 
 from collections.abc import Iterable
-from datetime import UTC, datetime
 
 from sqlalchemy import (
     CompoundSelect, Connection, Engine, bindparam, literal, select, union_all,
@@ -13,6 +12,7 @@ from sqlalchemy.sql.elements import BindParameter
 
 from xds.store.db import write_transaction
 from xds.store.tables import patient
+from xds.model.values import now_dtm
 
 __all__ = ["add_patient", "is_known", "ensure_patient", "merge_patient", "surviving", "survivors",
            "patient_scope"]
@@ -49,7 +49,7 @@ def add_patient(engine: Engine, patient_id: str) -> bool:
     with write_transaction(engine) as conn:
         if is_known(conn, patient_id):
             return False
-        now = datetime.now(UTC).strftime("%Y%m%d%H%M%S")
+        now = now_dtm()
         conn.execute(patient.insert().values(patient_id=patient_id, created=now))
         return True
 
@@ -63,7 +63,7 @@ def is_known(conn: Connection, patient_id: str) -> bool:
 def ensure_patient(conn: Connection, patient_id: str) -> None:
     """Make ``patient_id`` known inside the caller's transaction (the identity feed's path)."""
     if conn.execute(_MERGED_INTO, {"pid": patient_id}).first() is None:
-        now = datetime.now(UTC).strftime("%Y%m%d%H%M%S")
+        now = now_dtm()
         conn.execute(patient.insert().values(patient_id=patient_id, created=now))
 
 
