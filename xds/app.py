@@ -99,11 +99,13 @@ async def _pix_listeners(index: PatientIndex | None, settings: Settings) -> Asyn
             # Another worker of this server, or another program, holds the port: the SOAP
             # endpoints keep working; the feed must go to whoever listens there.
             log.warning("MLLP port %d not opened: %s", settings.mllp_port, exc)
-    notifier = asyncio.create_task(run_notifier(index, settings))
+    # Notifications are queued only for configured subscribers; without any, nothing to poll.
+    notifier = asyncio.create_task(run_notifier(index, settings)) if index.subscribers else None
     try:
         yield
     finally:
-        notifier.cancel()
+        if notifier is not None:
+            notifier.cancel()
         if server is not None:
             server.close()
             await server.wait_closed()
