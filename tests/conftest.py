@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING
 import pytest
 
 from tests import samples
-from tests.server import running_server
+from tests.server import free_port, running_server
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import Engine
@@ -116,8 +116,10 @@ def settings(backend: str, database_url: str, tmp_path_factory: pytest.TempPathF
     from xds.config import Settings
 
     data_dir: Path = tmp_path_factory.mktemp(f"xds-data-{backend}")
-    # MLLP off: PIX tests start their own listener on a free port.
-    return Settings(data_dir=data_dir, database_url=database_url, mllp_port=0)
+    # MLLP off: PIX tests start their own listener on a free port. The HTTP and DICOM ports
+    # are chosen here so the imaging source knows its own URLs (KOS RetrieveURL).
+    return Settings(data_dir=data_dir, database_url=database_url, mllp_port=0,
+                    port=free_port(), dicom_port=free_port())
 
 
 @pytest.fixture(scope="session")
@@ -126,7 +128,7 @@ def server(settings: Settings) -> Iterator[str]:
     backend; the app's lifespan creates the schema."""
     from xds.app import build_app
 
-    with running_server(build_app(settings)) as base:
+    with running_server(build_app(settings), port=settings.port) as base:
         yield base
 
 

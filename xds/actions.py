@@ -15,8 +15,11 @@ class Action(StrEnum):
     RegisterDocumentSet_b = "urn:ihe:iti:2007:RegisterDocumentSet-b"  # ITI-42
     ProvideAndRegisterDocumentSet_b = "urn:ihe:iti:2007:ProvideAndRegisterDocumentSet-b"  # ITI-41
     RetrieveDocumentSet = "urn:ihe:iti:2007:RetrieveDocumentSet"  # ITI-43
+    RetrieveImagingDocumentSet = "urn:ihe:rad:2009:RetrieveImagingDocumentSet"  # RAD-69
 
     @property
     def response(self) -> str:
-        """The response wsa:Action."""
+        """The response wsa:Action (RAD-69 answers with ITI-43's, RAD TF-3 §4.69.4.2.2)."""
+        if self is Action.RetrieveImagingDocumentSet:
+            return Action.RetrieveDocumentSet.response
         return self.value + "Response"

@@ -8,10 +8,18 @@ from functools import partial
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
+from sqlalchemy import Engine
 from starlette.applications import Starlette
 from starlette.routing import BaseRoute, Mount, Route
 
 from xds.config import WSDL_DIR, Settings
+from xds.imaging.context import ImagingSource
+from xds.dicom.scp import start_storage_scp
+from xds.imaging.archive import DicomwebArchive
+from xds.imaging.dicomweb import dicomweb_app
+from xds.imaging.publisher import run_publisher
+from xds.imaging.service import imaging_operations
+from xds.imaging.wado import wado_app
 from xds.mpi.index import PatientIndex
 from xds.mpi.mllp import start_mllp_server
 from xds.mpi.notifier import run_notifier
@@ -26,11 +34,17 @@ from xds.soap import Operation, SoapEndpoint, wsdl_files_app
 from xds.store.blobs import FileBlobStore
 from xds.store.db import migrate, open_engine
 
-__all__ = ["build_app", "app_from_environment", "REGISTRY_PATH", "REPOSITORY_PATH", "PIX_PATH"]
+__all__ = [
+    "build_app", "app_from_environment", "REGISTRY_PATH", "REPOSITORY_PATH", "PIX_PATH",
+    "IMAGING_PATH", "WADO_PATH", "DICOMWEB_PATH",
+]
 
 REGISTRY_PATH = "/xds/registry"
 REPOSITORY_PATH = "/xds/repository"
 PIX_PATH = "/pix"
+IMAGING_PATH = "/xds/imaging"
+WADO_PATH = "/wado"
+DICOMWEB_PATH = "/dicomweb"
 log = logging.getLogger("xds.app")
 
 
@@ -43,9 +57,10 @@ def build_app(settings: Settings) -> Starlette:
     engine = open_engine(settings)
     settings.spool_dir.mkdir(parents=True, exist_ok=True)
     actors = {a.strip() for a in settings.actors.split(",") if a.strip()}
-    unknown = actors - {"registry", "repository", "pix"}
+    unknown = actors - {"registry", "repository", "pix", "imaging"}
     if unknown:
-        raise ValueError(f"unknown actors {sorted(unknown)}; choose registry, repository, pix")
+        raise ValueError(
+            f"unknown actors {sorted(unknown)}; choose registry, repository, pix, imaging")
     registry = Registry(engine=engine, settings=settings)
     routes: list[BaseRoute] = []
     if "registry" in actors:
@@ -70,7 +85,7 @@ def build_app(settings: Settings) -> Starlette:
     async def lifespan(_app: Starlette) -> AsyncIterator[None]:
         migrate(engine)
         log.info("registry database ready at %s", engine.url.render_as_string(hide_password=True))
-        async with _pix_listeners(index, settings):
+        async with _pix_listeners(index, settings), _imaging_listeners(imaging, settings):
             yield
         engine.dispose()
 
@@ -80,8 +95,51 @@ def build_app(settings: Settings) -> Starlette:
         routes.append(Route(PIX_PATH, _endpoint(
             settings, pix_operations(index, settings), "PIXManager.wsdl", PIX_PATH),
             methods=["GET", "POST"]))
+    imaging: ImagingSource | None = None
+    if "imaging" in actors:
+        imaging = imaging_source(engine, settings)
+        routes.append(Route(IMAGING_PATH, _endpoint(
+            settings, imaging_operations(imaging), "XDS-I.b_ImagingDocumentSource.wsdl",
+            IMAGING_PATH), methods=["GET", "POST"]))
+        routes.append(Route(WADO_PATH, wado_app(imaging), methods=["GET", "HEAD"]))
+        routes.append(Mount(DICOMWEB_PATH, app=dicomweb_app(imaging)))
     routes.append(Mount("/wsdl", app=wsdl_files_app))
     return Starlette(routes=routes, lifespan=lifespan)
+
+
+def imaging_source(engine: Engine, settings: Settings) -> ImagingSource:
+    """The Imaging Document Source of ``settings``: the blob store, and the external archive
+    when ``dicomweb_archive_url`` is set."""
+    archive = DicomwebArchive(settings.dicomweb_archive_url) if settings.dicomweb_archive_url \
+        else None
+    return ImagingSource(engine=engine, blobs=FileBlobStore(settings.blob_dir),
+                         settings=settings, archive=archive)
+
+
+@asynccontextmanager
+async def _imaging_listeners(source: ImagingSource | None,
+                             settings: Settings) -> AsyncIterator[None]:
+    """The DICOM C-STORE SCP (intake) and, with a quiet period, the manifest publisher."""
+    if source is None:
+        yield
+        return
+    scp = None
+    if settings.dicom_port > 0:
+        try:
+            scp = await asyncio.to_thread(start_storage_scp, source)
+            log.info("DICOM SCP %s on %s:%d", settings.dicom_ae_title, settings.host,
+                     settings.dicom_port)
+        except OSError as exc:
+            log.warning("DICOM port %d not opened: %s", settings.dicom_port, exc)
+    publisher = asyncio.create_task(run_publisher(source)) \
+        if settings.publish_quiet_seconds > 0 else None
+    try:
+        yield
+    finally:
+        if publisher is not None:
+            publisher.cancel()
+        if scp is not None:
+            await asyncio.to_thread(scp.shutdown)
 
 
 @asynccontextmanager

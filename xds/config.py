@@ -37,8 +37,8 @@ class Settings:
     repository_unique_id: str = "1.3.6.1.4.1.21367.13.50.1"
     #: Where the repository sends ITI-42; empty means the registry in this same process.
     registry_url: str = ""
-    #: Which actors ``xds serve`` mounts: "registry", "repository", "pix" (comma-separated).
-    actors: str = "registry,repository,pix"
+    #: Which actors ``xds serve`` mounts: "registry", "repository", "pix", "imaging" (comma-separated).
+    actors: str = "registry,repository,pix,imaging"
     #: MLLP port of the PIX Manager (ITI-8 feed, ITI-9 query); 0 turns MLLP off.
     mllp_port: int = 2575
     #: Assigning authorities (OIDs, comma-separated) the PIX Manager accepts; empty: any.
@@ -52,6 +52,28 @@ class Settings:
     pix_device_id: str = "1.3.6.1.4.1.21367.13.60.1"
     #: PIX Consumers to notify (ITI-10 ``mllp://host:port``, ITI-46 ``http(s)://...``), comma-separated.
     pix_subscribers: str = ""
+    #: Imaging Document Source: port of the DICOM C-STORE SCP (intake); 0 turns it off.
+    dicom_port: int = 11112
+    #: AE title of the DICOM SCP, also the KOS RetrieveAETitle.
+    dicom_ae_title: str = "XDS_IDS"
+    #: repositoryUniqueId (OID) of the Imaging Document Source: the KOS RetrieveLocationUID, the
+    #: RepositoryUniqueId of RAD-69 requests. Not the Document Repository's id, where the KOS lives.
+    imaging_source_unique_id: str = "1.3.6.1.4.1.21367.13.80.1"
+    #: Assigning authority (OID) of DICOM Patient IDs that carry none of their own; empty means
+    #: the affinity domain (the departmental id is then the affinity-domain id).
+    dicom_issuer: str = ""
+    #: Where RAD-68 goes (a Document Repository's ITI-41 URL); empty: this server's repository.
+    imaging_repository_url: str = ""
+    #: Publish a study's manifest after this many seconds without new instances; 0: only on
+    #: ``xds publish``.
+    publish_quiet_seconds: float = 0.0
+    #: DICOMweb base URL of an external archive (a PACS such as Orthanc) whose studies this
+    #: Imaging Document Source publishes and serves; empty for none.
+    dicomweb_archive_url: str = ""
+    #: KOS DocumentEntry codes, ``code^^scheme^display``.
+    imaging_class_code: str = "IMAGES^^1.3.6.1.4.1.19376.1.2.6.1^Images"
+    imaging_type_code: str = "18748-4^^2.16.840.1.113883.6.1^Diagnostic imaging study"
+    imaging_practice_code: str = "394914008^^2.16.840.1.113883.6.96^Radiology"
     #: Public base URL of this server, for WSDL addresses (default: taken from the request).
     public_url: str = ""
     log_level: str = "info"
@@ -86,6 +108,19 @@ class Settings:
         return self.data_dir / "blobs"
 
     @property
+    def patient_issuer(self) -> str:
+        """Assigning authority of DICOM Patient IDs that name none (``dicom_issuer``)."""
+        return self.dicom_issuer or self.affinity_domain
+
+    @property
+    def base_url(self) -> str:
+        """This server's base URL (``public_url``, else http://host:port)."""
+        if self.public_url:
+            return self.public_url.rstrip("/")
+        host = "127.0.0.1" if self.host in ("0.0.0.0", "::", "") else self.host
+        return f"http://{host}:{self.port}"
+
+    @property
     def spool_dir(self) -> Path:
         """Where incoming MTOM attachments are spooled while a request is processed."""
         return self.data_dir / "tmp"
@@ -94,6 +129,8 @@ class Settings:
 def _convert(type_name: object, raw: str) -> object:
     if type_name in (int, "int"):
         return int(raw)
+    if type_name in (float, "float"):
+        return float(raw)
     if type_name in (Path, "Path"):
         return Path(raw)
     return raw

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 from sqlalchemy import Connection, and_, bindparam, delete, func, insert, select
 
-from xds.store.tables import repository_document
+from xds.store.tables import dicom_instance, repository_document
 from xds.model.values import now_dtm
 
 __all__ = ["StoredDocument", "find_documents", "insert_documents", "delete_documents", "blob_in_use"]
@@ -58,10 +58,14 @@ def delete_documents(conn: Connection, repository_unique_id: str, unique_ids: It
 
 
 def blob_in_use(conn: Connection, sha256: str) -> bool:
-    """True while any document row still refers to the blob ``sha256``."""
+    """True while any document or DICOM instance row still refers to the blob ``sha256``."""
     count = conn.execute(select(func.count()).select_from(repository_document)
                          .where(repository_document.c.sha256 == sha256)).scalar_one()
-    return bool(count)
+    if count:
+        return True
+    # The Imaging Document Source keeps DICOM instances in the same store.
+    return conn.execute(select(dicom_instance.c.sop_instance_uid).where(
+        dicom_instance.c.sha256 == sha256).limit(1)).first() is not None
 
 
 _FIND = select(repository_document).where(

@@ -7,14 +7,14 @@ Times are kept as 14-digit UTC strings (``normalize_dtm``) that sort like instan
 from __future__ import annotations
 
 from sqlalchemy import (
-    BigInteger, Column, Index, Integer, LargeBinary, MetaData, String, Table, Text, text,
+    BigInteger, Column, Float, Index, Integer, LargeBinary, MetaData, String, Table, Text, text,
 )
 
 __all__ = [
     "metadata", "patient", "document_entry", "document_code", "document_author",
     "document_reference_id", "submission_set", "submission_set_author", "folder", "folder_code",
     "association", "unique_id_claim", "repository_document", "mpi_person", "mpi_identifier",
-    "mpi_event", "mpi_notification",
+    "mpi_event", "mpi_notification", "dicom_instance", "imaging_study",
 ]
 
 metadata = MetaData(naming_convention={
@@ -234,4 +234,63 @@ mpi_notification = Table(
     Column("delivered", String(14)),
     Column("last_error", Text),
     Index(None, "delivered", "next_attempt"),
+)
+
+
+#: Imaging Document Source instance index: one row per SOP Instance held here or in the
+#: external archive, with what KOS manifests, RAD-69, WADO and the FHIR facade need.
+dicom_instance = Table(
+    "dicom_instance", metadata,
+    Column("sop_instance_uid", String(64), primary_key=True),
+    Column("study_instance_uid", String(64), nullable=False),
+    Column("series_instance_uid", String(64), nullable=False),
+    Column("sop_class_uid", String(64), nullable=False),
+    Column("transfer_syntax_uid", String(64), nullable=False),
+    Column("instance_number", Integer),
+    #: (0010,0020) and the OID of its assigning authority (instance's own, else configured).
+    Column("patient_id", String(64), nullable=False),
+    Column("patient_issuer", String(64), nullable=False),
+    Column("patient_name", String(_PID)),
+    Column("patient_birth_date", String(8)),
+    Column("patient_sex", String(16)),
+    Column("accession_number", String(64)),
+    Column("accession_issuer", String(64)),
+    Column("study_id", String(16)),
+    Column("study_date", String(8)),
+    Column("study_time", String(16)),
+    Column("study_description", String(_PID)),
+    Column("referring_physician", String(_PID)),
+    Column("modality", String(16)),
+    Column("series_number", Integer),
+    Column("series_description", String(_PID)),
+    Column("body_part", String(16)),
+    Column("laterality", String(16)),
+    #: Part-10 bytes in the blob store (NULL when they live in the external archive).
+    Column("sha256", String(64)),
+    Column("size", BigInteger),
+    #: WADO-RS URL of the instance in the external archive, else NULL.
+    Column("archive_url", String(1024)),
+    Column("received", String(14), nullable=False),
+    Index(None, "study_instance_uid", "series_instance_uid"),
+    Index(None, "patient_issuer", "patient_id"),
+    Index(None, "accession_number"),
+    Index(None, "sha256"),
+)
+
+#: Per study: when it last changed and the manifest (KOS) currently published for it (RAD-68).
+imaging_study = Table(
+    "imaging_study", metadata,
+    Column("study_instance_uid", String(64), primary_key=True),
+    #: Seconds since the epoch of the last instance received (drives the quiet-period publish).
+    Column("updated", Float, nullable=False),
+    #: Bumped with every change to the study's instances; a manifest records the one it shows.
+    Column("revision", Integer, nullable=False),
+    Column("published_revision", Integer),
+    #: The current manifest: KOS SOP Instance UID (= DocumentEntry uniqueId) and entryUUID.
+    Column("kos_sop_instance_uid", String(64)),
+    Column("kos_entry_uuid", String(_ID)),
+    Column("published", String(14)),
+    #: The affinity-domain patient id (CX) the manifest was registered under.
+    Column("patient_cx", String(_PID)),
+    Column("last_error", Text),
 )

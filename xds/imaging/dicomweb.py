@@ -1,0 +1,9 @@
+"""PLACEHOLDER (helper C replaces): WADO-RS."""
+from __future__ import annotations
+from starlette.responses import PlainTextResponse
+from starlette.types import ASGIApp
+from xds.imaging.context import ImagingSource
+
+
+def dicomweb_app(source: ImagingSource) -> ASGIApp:
+    return PlainTextResponse("not yet", 501)
