@@ -5,7 +5,9 @@ from __future__ import annotations
 import typer
 
 from xds.cli import patient, query, retrieve, serve, submit
-from xds.cli import pix
+from xds.cli import fetch, pix
+from xds.cli import imaging
+from xds.cli import publish as publish_cli
 
 __all__ = ["app", "main"]
 
@@ -17,6 +19,9 @@ app.add_typer(pix.app, name="pix")
 app.add_typer(query.app, name="query")
 app.command("submit")(submit.submit)
 app.command("retrieve")(retrieve.retrieve)
+app.command("publish")(publish_cli.publish)
+app.command("import-dicom")(imaging.import_dicom)
+app.add_typer(fetch.app, name="imaging")
 
 
 def main() -> None:

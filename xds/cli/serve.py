@@ -24,7 +24,8 @@ def serve(
     data_dir: DataDir = None,
     database_url: DatabaseUrl = None,
     actors: Annotated[str | None, typer.Option(
-        envvar="XDS_ACTORS", help="Actors to serve, comma-separated [registry,repository].")] = None,
+        envvar="XDS_ACTORS",
+        help="Actors to serve, comma-separated: registry, repository, pix, imaging (default: all).")] = None,
     registry_url: Annotated[str | None, typer.Option(
         envvar="XDS_REGISTRY_URL",
         help="Registry the repository sends ITI-42 to (default: the one in this process).")] = None,
@@ -32,17 +33,29 @@ def serve(
         envvar="XDS_REPOSITORY_UNIQUE_ID", help="repositoryUniqueId (OID) of this repository.")] = None,
     mllp_port: Annotated[int | None, typer.Option(
         envvar="XDS_MLLP_PORT", help="MLLP port of the PIX Manager (ITI-8, ITI-9); 0 = off [2575].")] = None,
+    dicom_port: Annotated[int | None, typer.Option(
+        envvar="XDS_DICOM_PORT",
+        help="Port of the imaging source's DICOM C-STORE/C-ECHO SCP; 0 = off [11112].")] = None,
+    dicom_ae_title: Annotated[str | None, typer.Option(
+        envvar="XDS_DICOM_AE_TITLE", help="AE title of the DICOM SCP (the called AE) [XDS_IDS].")] = None,
+    publish_quiet_seconds: Annotated[float | None, typer.Option(
+        envvar="XDS_PUBLISH_QUIET_SECONDS",
+        help="Publish a study's manifest after this many seconds without new instances; "
+             "0 = only on 'xds publish' [0].")] = None,
     workers: Annotated[int, typer.Option(
         envvar="XDS_WORKERS", help="Worker processes; they share nothing but the store.")] = 1,
 ) -> None:
     """Serve the Document Registry (ITI-42, ITI-18) at /xds/registry, the Document Repository
-    (ITI-41, ITI-43) at /xds/repository and the PIX Manager (ITI-44/45 at /pix, ITI-8/9 on MLLP)."""
+    (ITI-41, ITI-43) at /xds/repository, the PIX Manager (ITI-44/45 at /pix, ITI-8/9 on MLLP) and
+    the Imaging Document Source (RAD-69 at /xds/imaging, WADO, DICOMweb, a C-STORE SCP)."""
     from xds.app import build_app
     from xds.store.db import migrate, open_engine
 
     settings = settings_from(host=host, port=port, data_dir=data_dir, database_url=database_url,
                              actors=actors, registry_url=registry_url,
-                             repository_unique_id=repository_unique_id, mllp_port=mllp_port)
+                             repository_unique_id=repository_unique_id, mllp_port=mllp_port,
+                             dicom_port=dicom_port, dicom_ae_title=dicom_ae_title,
+                             publish_quiet_seconds=publish_quiet_seconds)
     logging.basicConfig(level=settings.log_level.upper(),
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     database = settings.effective_database_url.split("@")[-1]
@@ -51,6 +64,8 @@ def serve(
               if name in settings.actors]
     if "pix" in settings.actors:
         served.append(f"PIX Manager at {base}/pix and MLLP port {settings.mllp_port}")
+    if "imaging" in settings.actors and settings.dicom_port > 0:
+        served.append(f"DICOM SCP {settings.dicom_ae_title} on port {settings.dicom_port}")
     typer.echo(f"xds: {', '.join(served)} (data in {settings.data_dir}, database {database}, "
                f"{workers} worker(s))")
     if workers <= 1:
@@ -66,7 +81,10 @@ def serve(
                        "XDS_DATABASE_URL": settings.database_url, "XDS_ACTORS": settings.actors,
                        "XDS_REGISTRY_URL": settings.registry_url,
                        "XDS_REPOSITORY_UNIQUE_ID": settings.repository_unique_id,
-                       "XDS_MLLP_PORT": str(settings.mllp_port)})
+                       "XDS_MLLP_PORT": str(settings.mllp_port),
+                       "XDS_DICOM_PORT": str(settings.dicom_port),
+                       "XDS_DICOM_AE_TITLE": settings.dicom_ae_title,
+                       "XDS_PUBLISH_QUIET_SECONDS": str(settings.publish_quiet_seconds)})
     _run_workers(settings, workers)
 
 

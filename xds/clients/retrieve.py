@@ -136,10 +136,10 @@ def retrieve(
         spool_dir = out[0].parent
         spool_dir.mkdir(parents=True, exist_ok=True)
     envelope = retrieve_request(url, wanted)
-    return asyncio.run(_retrieve(url, envelope, targets, spool_dir, progress, timeout))
+    return asyncio.run(post_retrieve(url, envelope, targets, spool_dir, progress, timeout))
 
 
-async def _retrieve(url: str, envelope: bytes, targets: dict[tuple[str, str], Path] | Path,
+async def post_retrieve(url: str, envelope: bytes, targets: dict[tuple[str, str], Path] | Path,
                     spool_dir: Path, progress: Progress | None,
                     timeout: float) -> RetrieveDocumentSetResponse:
     # App. V.8: request and response share the encoding, so the request is MTOM (root only).

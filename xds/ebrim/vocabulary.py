@@ -8,7 +8,7 @@ from __future__ import annotations
 from enum import StrEnum
 
 __all__ = [
-    "NS_RIM", "NS_RS", "NS_LCM", "NS_QUERY", "NS_XDS", "NS_XML", "NSMAP", "EBRIM_21_NAMESPACES",
+    "NS_RIM", "NS_RS", "NS_LCM", "NS_QUERY", "NS_XDS", "NS_RAD", "NS_XML", "NSMAP", "EBRIM_21_NAMESPACES",
     "Status", "ResponseStatus", "DocumentEntryType", "AssociationType", "ObjectType",
     "ReturnType", "StoredQuery", "DE", "SS", "FD", "ASSOCIATION_DOCUMENTATION",
     "SUBMISSION_SET_STATUS", "EMPTY_SHA1",
@@ -19,6 +19,8 @@ NS_RS = "urn:oasis:names:tc:ebxml-regrep:xsd:rs:3.0"
 NS_LCM = "urn:oasis:names:tc:ebxml-regrep:xsd:lcm:3.0"
 NS_QUERY = "urn:oasis:names:tc:ebxml-regrep:xsd:query:3.0"
 NS_XDS = "urn:ihe:iti:xds-b:2007"
+#: XDS-I.b RAD-69 request elements (StudyRequest, SeriesRequest, TransferSyntaxUIDList).
+NS_RAD = "urn:ihe:rad:xdsi-b:2009"
 NS_XML = "http://www.w3.org/XML/1998/namespace"
 NSMAP = {"rim": NS_RIM, "rs": NS_RS, "lcm": NS_LCM, "query": NS_QUERY, "xds": NS_XDS}
 

@@ -1,0 +1,157 @@
+"""Imaging benchmark: this Imaging Document Source against Orthanc, same files, same machine, one run.
+
+    python benchmarks/imaging.py [--instances 400] [--rows 512] [--repeat 3]
+
+1. C-STORE ingest: dcmtk ``storescu`` sends the same generated CT study (one association) to
+   ``xds serve``'s SCP and to Orthanc's; instances/s for each.
+2. Whole-study retrieve: RAD-69 (MTOM) and WADO-RS from this server, WADO-RS from Orthanc
+   (``transfer-syntax=*``, the stored bytes); MB/s of DICOM delivered, best of ``--repeat``.
+
+Both servers run on loopback with fresh storage in a temporary directory (Orthanc from the
+Debian packages ``orthanc`` and ``orthanc-dicomweb``). The figures are ratios within one run;
+nothing is asserted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import httpx
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from tests.imaging.dicomgen import make_study  # noqa: E402
+from xds.clients.imaging import retrieve_instances  # noqa: E402
+
+ORTHANC_PLUGIN = "/usr/share/orthanc/plugins/libOrthancDicomWeb.so"
+SOURCE_UID = "1.3.6.1.4.1.21367.13.80.1"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def wait_http(url: str, timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            httpx.get(url, timeout=2)
+            return
+        except httpx.HTTPError:
+            time.sleep(0.2)
+    raise RuntimeError(f"{url} did not come up")
+
+
+@contextmanager
+def xds_server(work: Path) -> Iterator[tuple[str, int]]:
+    port, dicom = free_port(), free_port()
+    env = dict(os.environ, XDS_DATA_DIR=str(work / "xds-data"), XDS_PORT=str(port),
+               XDS_DICOM_PORT=str(dicom), XDS_MLLP_PORT="0", XDS_LOG_LEVEL="warning")
+    proc = subprocess.Popen([sys.executable, "-m", "xds", "serve"], env=env)
+    try:
+        wait_http(f"http://127.0.0.1:{port}/xds/registry?wsdl")
+        yield f"http://127.0.0.1:{port}", dicom
+    finally:
+        proc.terminate()
+        proc.wait(20)
+
+
+@contextmanager
+def orthanc(work: Path) -> Iterator[tuple[str, int]]:
+    port, dicom = free_port(), free_port()
+    storage = work / "orthanc-db"
+    config = work / "orthanc.json"
+    config.write_text(json.dumps({
+        "Name": "bench", "HttpPort": port, "DicomPort": dicom, "DicomAet": "ORTHANC",
+        "StorageDirectory": str(storage), "IndexDirectory": str(storage),
+        "RemoteAccessAllowed": False, "AuthenticationEnabled": False,
+        "Plugins": [ORTHANC_PLUGIN], "DicomWeb": {"Enable": True, "Root": "/dicom-web/"}}))
+    proc = subprocess.Popen(["Orthanc", str(config)], stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    try:
+        wait_http(f"http://127.0.0.1:{port}/system")
+        yield f"http://127.0.0.1:{port}", dicom
+    finally:
+        proc.terminate()
+        proc.wait(20)
+
+
+def storescu(aet: str, port: int, files: list[Path]) -> float:
+    start = time.perf_counter()
+    subprocess.run(["storescu", "-aec", aet, "127.0.0.1", str(port), *map(str, files)],
+                   check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    return time.perf_counter() - start
+
+
+def wado_rs(url: str) -> tuple[float, int]:
+    accept = 'multipart/related; type="application/dicom"; transfer-syntax=*'
+    start = time.perf_counter()
+    size = 0
+    with httpx.stream("GET", url, headers={"Accept": accept}, timeout=600) as response:
+        response.raise_for_status()
+        for chunk in response.iter_bytes(1024 * 1024):
+            size += len(chunk)
+    return time.perf_counter() - start, size
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--instances", type=int, default=400)
+    parser.add_argument("--rows", type=int, default=512)
+    parser.add_argument("--repeat", type=int, default=3)
+    args = parser.parse_args()
+    if not shutil.which("Orthanc") or not shutil.which("storescu"):
+        sys.exit("needs Orthanc (orthanc, orthanc-dicomweb) and dcmtk (storescu)")
+    with tempfile.TemporaryDirectory(prefix="xds-bench-img-") as tmp:
+        work = Path(tmp)
+        study = make_study(work / "study", modalities=("CT",), per_series=args.instances,
+                           rows=args.rows, columns=args.rows)
+        total = sum(f.stat().st_size for f in study.files)
+        print(f"study: {len(study.files)} CT instances, {total / 1e6:.1f} MB")
+        with xds_server(work) as (base, dicom), orthanc(work) as (obase, odicom):
+            ours = storescu("XDS_IDS", dicom, study.files)
+            theirs = storescu("ORTHANC", odicom, study.files)
+            n = len(study.files)
+            print(f"C-STORE ingest: xds {n / ours:.0f} inst/s, Orthanc {n / theirs:.0f} inst/s, "
+                  f"ratio {theirs / ours:.2f}x")
+            refs = [(study.study_uid, series, sop)
+                    for series, (_, sops) in study.series.items() for sop in sops]
+            rad69 = []
+            for i in range(args.repeat):
+                out = work / f"rad69-{i}"
+                start = time.perf_counter()
+                answer = retrieve_instances(base + "/xds/imaging", SOURCE_UID, refs, out,
+                                            transfer_syntaxes=["1.2.840.10008.1.2.1"])
+                rad69.append(time.perf_counter() - start)
+                assert len(answer.documents) == n, answer.errors
+                shutil.rmtree(out)
+            ours_rs = [wado_rs(f"{base}/dicomweb/studies/{study.study_uid}")
+                       for _ in range(args.repeat)]
+            theirs_rs = [wado_rs(f"{obase}/dicom-web/studies/{study.study_uid}")
+                         for _ in range(args.repeat)]
+            mb = total / 1e6
+            best_rad69 = mb / min(rad69)
+            best_ours = max(s / t for t, s in ours_rs) / 1e6
+            best_theirs = max(s / t for t, s in theirs_rs) / 1e6
+            print(f"retrieve, best of {args.repeat}: RAD-69 (to files) {best_rad69:.0f} MB/s, "
+                  f"xds WADO-RS {best_ours:.0f} MB/s, Orthanc WADO-RS {best_theirs:.0f} MB/s")
+            print(f"ratios vs Orthanc WADO-RS: RAD-69 {best_rad69 / best_theirs:.2f}x, "
+                  f"WADO-RS {best_ours / best_theirs:.2f}x")
+
+
+if __name__ == "__main__":
+    main()

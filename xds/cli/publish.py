@@ -1,0 +1,47 @@
+"""``xds publish``: send (or replace) a study's KOS manifest to the Document Repository (RAD-68)."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from xds.cli.options import DatabaseUrl, DataDir, settings_from
+
+__all__ = ["publish"]
+
+
+def publish(
+    study: Annotated[str, typer.Option("--study", help="Study Instance UID to publish.")],
+    repository_url: Annotated[str | None, typer.Option(
+        "--repository-url", envvar="XDS_IMAGING_REPOSITORY_URL",
+        help="Document Repository ITI-41 endpoint (default: this server's /xds/repository).")
+    ] = None,
+    data_dir: DataDir = None,
+    database_url: DatabaseUrl = None,
+) -> None:
+    """Publish the manifest of STUDY now (an RPLC of the previous one when there is one)."""
+    from xds.app import imaging_source
+    from xds.imaging.publish import PublishError, publish_study
+    from xds.store.db import migrate, open_engine
+
+    settings = settings_from(data_dir=data_dir, database_url=database_url)
+    engine = open_engine(settings)
+    try:
+        migrate(engine)
+        source = imaging_source(engine, settings)
+        try:
+            result = publish_study(source, study, repository_url=repository_url)
+        except PublishError as exc:
+            typer.echo(f"error: {exc}", err=True)
+            raise typer.Exit(1) from None
+    finally:
+        engine.dispose()
+    if result.up_to_date:
+        typer.echo(f"up to date: manifest {result.kos_sop_instance_uid} of study {study} "
+                   f"lists its {result.instances} instances")
+        return
+    replaced = f", replacing entry {result.replaced_entry_uuid}" if result.replaced_entry_uuid \
+        else ""
+    typer.echo(f"published manifest {result.kos_sop_instance_uid} of study {study}: "
+               f"{result.instances} instances, entry {result.entry_uuid}{replaced}")

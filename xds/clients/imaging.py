@@ -1,0 +1,171 @@
+"""Imaging Document Consumer (XDS-I.b): find a patient's or a study's KOS manifests (ITI-18),
+fetch them (ITI-43), and retrieve every referenced instance with RAD-69 into Part-10 files.
+
+Each instance streams from the MTOM answer into its file; memory does not grow with study size.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import tempfile
+from collections import defaultdict
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from lxml import etree
+
+from xds.actions import Action
+from xds.clients.consumer import DocumentConsumer, quote, quote_list
+from xds.clients.retrieve import RetrieveDocumentSetResponse, post_retrieve, retrieve
+from xds.clients.source import Progress, _addressing
+from xds.dicom.uids import DCMUID_SCHEME, EXPLICIT_LE, IMPLICIT_LE, KOS_SOP_CLASS
+from xds.ebrim.documententry import parse_document_entry
+from xds.ebrim.rim import RIM
+from xds.ebrim.vocabulary import NS_RAD, NS_XDS, ResponseStatus, StoredQuery
+from xds.imaging.kos import parse_manifest
+from xds.imaging.rad68 import ACCESSION_TYPE, STUDY_UID_TYPE
+from xds.model.errors import ErrorCode, RegistryError
+from xds.model.metadata import DocumentEntry
+from xds.soap import build_envelope
+
+__all__ = [
+    "DEFAULT_SYNTAXES", "FetchResult", "find_manifests",
+    "retrieve_imaging_request", "retrieve_instances", "fetch",
+]
+
+_APPROVED = "urn:oasis:names:tc:ebxml-regrep:StatusType:Approved"
+_RAD = f"{{{NS_RAD}}}"
+_XDS = f"{{{NS_XDS}}}"
+#: Transfer syntaxes asked for by default: any uncompressed one the source holds or converts to.
+DEFAULT_SYNTAXES = (EXPLICIT_LE, IMPLICIT_LE)
+
+
+@dataclass(slots=True)
+class FetchResult:
+    """What ``fetch`` did: manifests read, instances saved, and what went wrong."""
+
+    manifests: list[str] = field(default_factory=list)
+    studies: set[str] = field(default_factory=set)
+    files: list[Path] = field(default_factory=list)
+    bytes: int = 0
+    errors: list[RegistryError] = field(default_factory=list)
+    missing: list[str] = field(default_factory=list)
+
+
+def find_manifests(registry_url: str, patient_id: str, *, study_uid: str | None = None,
+                   accession: str | None = None) -> list[DocumentEntry]:
+    """Approved KOS DocumentEntries of ``patient_id`` (ITI-18), of one study or accession when
+    given (FindDocumentsByReferenceId, which needs the patient id too, ITI TF-2 §3.18.4.1.2.3.7.14)."""
+    params: list[tuple[str, Sequence[str]]] = [
+        ("$XDSDocumentEntryPatientId", [quote(patient_id)]),
+        ("$XDSDocumentEntryStatus", [quote_list([_APPROVED])]),
+        ("$XDSDocumentEntryFormatCode", [quote_list([f"{KOS_SOP_CLASS}^^{DCMUID_SCHEME}"])]),
+    ]
+    query = StoredQuery.FindDocuments
+    if study_uid or accession:
+        query = StoredQuery.FindDocumentsByReferenceId
+        refs = [f"{study_uid}^^^^{STUDY_UID_TYPE}"] if study_uid else [
+            f"{accession}^^^^{ACCESSION_TYPE}"]
+        params.append(("$XDSDocumentEntryReferenceIdList", [quote_list(refs)]))
+    response = DocumentConsumer(registry_url).stored_query(query, params)
+    entries = [parse_document_entry(eo) for eo in response.iter(RIM + "ExtrinsicObject")]
+    if accession and not entries:
+        # An accession with an issuer is registered as ACC^^^&OID&ISO^type: match on id and type.
+        everything = find_manifests(registry_url, patient_id)
+        entries = [e for e in everything if any(
+            r.split("^")[0] == accession and r.endswith("^" + ACCESSION_TYPE)
+            for r in e.reference_id_list)]
+    return entries
+
+
+def retrieve_imaging_request(url: str, source_unique_id: str,
+                             studies: Mapping[str, Mapping[str, Sequence[str]]],
+                             transfer_syntaxes: Sequence[str] = DEFAULT_SYNTAXES) -> bytes:
+    """The RAD-69 envelope for ``studies`` (study UID -> series UID -> SOP Instance UIDs)."""
+    body = etree.Element(_RAD + "RetrieveImagingDocumentSetRequest",
+                         nsmap={"iherad": NS_RAD, "xdsb": NS_XDS})
+    for study_uid, series in studies.items():
+        study_el = etree.SubElement(body, _RAD + "StudyRequest", studyInstanceUID=study_uid)
+        for series_uid, sops in series.items():
+            series_el = etree.SubElement(study_el, _RAD + "SeriesRequest",
+                                         seriesInstanceUID=series_uid)
+            for sop in sops:
+                request = etree.SubElement(series_el, _XDS + "DocumentRequest")
+                etree.SubElement(request, _XDS + "RepositoryUniqueId").text = source_unique_id
+                etree.SubElement(request, _XDS + "DocumentUniqueId").text = sop
+    syntaxes = etree.SubElement(body, _RAD + "TransferSyntaxUIDList")
+    for ts in transfer_syntaxes:
+        etree.SubElement(syntaxes, _RAD + "TransferSyntaxUID").text = ts
+    return build_envelope(body, action=Action.RetrieveImagingDocumentSet, headers=_addressing(url))
+
+
+def retrieve_instances(url: str, source_unique_id: str,
+                       references: Sequence[tuple[str, str, str]], out_dir: Path, *,
+                       transfer_syntaxes: Sequence[str] = DEFAULT_SYNTAXES,
+                       progress: Progress | None = None,
+                       timeout: float = 3600.0) -> RetrieveDocumentSetResponse:
+    """RAD-69 for ``references`` (study, series, SOP Instance UID) from the Imaging Document
+    Source at ``url``; files ``out_dir/<study>/<series>/<sop>.dcm``. The ITI-43-shaped answer."""
+    studies: dict[str, dict[str, list[str]]] = defaultdict(lambda: defaultdict(list))
+    targets: dict[tuple[str, str], Path] = {}
+    for study, series, sop in references:
+        studies[study][series].append(sop)
+        targets[(source_unique_id, sop)] = out_dir / study / series / f"{sop}.dcm"
+    envelope = retrieve_imaging_request(url, source_unique_id, studies, transfer_syntaxes)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    return asyncio.run(post_retrieve(url, envelope, targets, out_dir, progress, timeout))
+
+
+def fetch(registry_url: str, patient_id: str, out_dir: Path, *,
+          sources: Mapping[str, str], repositories: Mapping[str, str],
+          study_uid: str | None = None, accession: str | None = None,
+          transfer_syntaxes: Sequence[str] = DEFAULT_SYNTAXES,
+          progress: Progress | None = None,
+          on_manifest: Callable[[str, int], None] | None = None) -> FetchResult:
+    """The whole Imaging Document Consumer loop: ITI-18, ITI-43 per manifest, RAD-69 per source.
+
+    ``sources`` maps an Imaging Document Source's repositoryUniqueId (the KOS
+    RetrieveLocationUID) to its RAD-69 URL; ``repositories`` a Document Repository's
+    repositoryUniqueId to its ITI-43 URL. References to an unknown source are listed in
+    ``missing``. Raises RegistryFault, RepositoryFault, httpx.HTTPError.
+    """
+    result = FetchResult()
+    entries = find_manifests(registry_url, patient_id, study_uid=study_uid, accession=accession)
+    with tempfile.TemporaryDirectory(prefix="xds-kos-") as tmp:
+        for entry in entries:
+            repository_url = repositories.get(entry.repository_unique_id or "")
+            if repository_url is None or entry.unique_id is None:
+                result.errors.append(RegistryError(
+                    code=ErrorCode.XDSUnknownRepositoryId, location=entry.unique_id or "",
+                    context=f"no URL configured for repository {entry.repository_unique_id}"))
+                continue
+            kos_path = Path(tmp) / f"{len(result.manifests)}.dcm"
+            answer = retrieve(repository_url, [(entry.repository_unique_id or "", entry.unique_id,
+                                                None)], [kos_path])
+            result.errors.extend(answer.errors)
+            if answer.status == ResponseStatus.Failure or not kos_path.exists():
+                continue
+            manifest = parse_manifest(kos_path)
+            if study_uid and manifest.study_instance_uid != study_uid:
+                continue
+            result.manifests.append(entry.unique_id)
+            result.studies.add(manifest.study_instance_uid)
+            by_source: dict[str, list[tuple[str, str, str]]] = defaultdict(list)
+            for ref in manifest.references:
+                by_source[ref.retrieve_location_uid or ""].append(
+                    (ref.study_instance_uid, ref.series_instance_uid, ref.sop_instance_uid))
+            if on_manifest is not None:
+                on_manifest(manifest.study_instance_uid, len(manifest.references))
+            for location, refs in by_source.items():
+                url = sources.get(location)
+                if url is None:
+                    result.missing.extend(sop for _, _, sop in refs)
+                    continue
+                got = retrieve_instances(url, location, refs, out_dir,
+                                         transfer_syntaxes=transfer_syntaxes, progress=progress)
+                result.errors.extend(got.errors)
+                for doc in got.documents:
+                    result.files.append(doc.path)
+                    result.bytes += doc.size
+    return result
