@@ -228,7 +228,7 @@ def _part_head(boundary: str, content: Content) -> bytes:
 
 
 #: Pieces are sent in writes of about this size: each write of a sync iterator is a thread hop.
-_WRITE = 1024 * 1024
+_WRITE = 4 * 1024 * 1024
 
 
 def _multipart(heads: list[bytes], contents: list[Content], tail: bytes) -> Iterator[bytes]:

@@ -179,7 +179,7 @@ class MtomStream:
 
 
 #: Size of the writes ``MtomStream.aiter_bytes`` makes from sync sources.
-WRITE_SIZE = 1024 * 1024
+WRITE_SIZE = 4 * 1024 * 1024
 
 
 class _Run:
