@@ -17,7 +17,6 @@ nothing is asserted.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import shutil
 import socket
@@ -35,9 +34,9 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from tests.imaging.dicomgen import make_study  # noqa: E402
+from tests.imaging.orthanc import running_orthanc  # noqa: E402
 from xds.clients.imaging import retrieve_imaging_request, retrieve_instances  # noqa: E402
 
-ORTHANC_PLUGIN = "/usr/share/orthanc/plugins/libOrthancDicomWeb.so"
 SOURCE_UID = "1.3.6.1.4.1.21367.13.80.1"
 
 
@@ -66,26 +65,6 @@ def xds_server(work: Path) -> Iterator[tuple[str, int]]:
     proc = subprocess.Popen([sys.executable, "-m", "xds", "serve"], env=env)
     try:
         wait_http(f"http://127.0.0.1:{port}/xds/registry?wsdl")
-        yield f"http://127.0.0.1:{port}", dicom
-    finally:
-        proc.terminate()
-        proc.wait(20)
-
-
-@contextmanager
-def orthanc(work: Path) -> Iterator[tuple[str, int]]:
-    port, dicom = free_port(), free_port()
-    storage = work / "orthanc-db"
-    config = work / "orthanc.json"
-    config.write_text(json.dumps({
-        "Name": "bench", "HttpPort": port, "DicomPort": dicom, "DicomAet": "ORTHANC",
-        "StorageDirectory": str(storage), "IndexDirectory": str(storage),
-        "RemoteAccessAllowed": False, "AuthenticationEnabled": False,
-        "Plugins": [ORTHANC_PLUGIN], "DicomWeb": {"Enable": True, "Root": "/dicom-web/"}}))
-    proc = subprocess.Popen(["Orthanc", str(config)], stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL)
-    try:
-        wait_http(f"http://127.0.0.1:{port}/system")
         yield f"http://127.0.0.1:{port}", dicom
     finally:
         proc.terminate()
@@ -136,7 +115,8 @@ def main() -> None:
                            rows=args.rows, columns=args.rows)
         total = sum(f.stat().st_size for f in study.files)
         print(f"study: {len(study.files)} CT instances, {total / 1e6:.1f} MB")
-        with xds_server(work) as (base, dicom), orthanc(work) as (obase, odicom):
+        with xds_server(work) as (base, dicom), running_orthanc(work) as pacs:
+            obase, odicom = pacs.http_url, pacs.dicom_port
             ours = storescu("XDS_IDS", dicom, study.files)
             theirs = storescu("ORTHANC", odicom, study.files)
             n = len(study.files)

@@ -30,7 +30,8 @@ from xds.ebrim.vocabulary import NS_RAD, NS_XDS
 from xds.imaging.content import ANY_SYNTAX, instance_content
 from xds.imaging.context import ImagingSource
 from xds.model.errors import ErrorCode, RegistryError, XdsError
-from xds.soap import OutgoingAttachment, SoapResponse, new_content_id, xop_include
+from xds.soap import OutgoingAttachment, SoapResponse, new_content_id
+from xds.repository.iti43 import document_response
 from xds.store.db import read_connection
 from xds.store.instances import find_instances
 
@@ -172,12 +173,6 @@ def _request(study_uid: str, series_uid: str, el: Element) -> _Request:
 
 
 def _document_response(req: _Request, content_id: str) -> Element:
-    """One DocumentResponse, children in XSD order; the request's ids echoed."""
-    el = etree.Element(_XDS + "DocumentResponse")
-    if req.home_community_id is not None:
-        etree.SubElement(el, _XDS + "HomeCommunityId").text = req.home_community_id
-    etree.SubElement(el, _XDS + "RepositoryUniqueId").text = req.repository_unique_id
-    etree.SubElement(el, _XDS + "DocumentUniqueId").text = req.sop_instance_uid
-    etree.SubElement(el, _XDS + "mimeType").text = DICOM_MIME
-    etree.SubElement(el, _XDS + "Document").append(xop_include(content_id))
-    return el
+    """One DocumentResponse: the request's ids echoed, the instance as an xop:Include."""
+    return document_response(req.home_community_id, req.repository_unique_id,
+                             req.sop_instance_uid, DICOM_MIME, content_id)

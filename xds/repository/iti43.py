@@ -17,7 +17,7 @@ from xds.soap import OutgoingAttachment, SoapResponse, new_content_id, xop_inclu
 from xds.store import documents
 from xds.store.db import read_connection
 
-__all__ = ["retrieve_document_set"]
+__all__ = ["retrieve_document_set", "document_response"]
 
 log = logging.getLogger("xds.repository.iti43")
 _XDS = f"{{{NS_XDS}}}"
@@ -60,7 +60,9 @@ def retrieve_document_set(repository: Repository, body: Element) -> SoapResponse
                         f"{repository.unique_id}"))
         else:
             content_id = new_content_id()
-            responses.append(_document_response(req, doc.mime_type, content_id))
+            responses.append(document_response(
+                req.home_community_id, req.repository_unique_id, req.document_unique_id,
+                doc.mime_type, content_id))
             attachments.append(OutgoingAttachment(
                 content_id=content_id, content_type=doc.mime_type, size=doc.size,
                 open=partial(repository.blobs.open, doc.sha256)))
@@ -89,13 +91,14 @@ def _parse(body: Element) -> list[_Request]:
     return requests
 
 
-def _document_response(req: _Request, mime_type: str, content_id: str) -> Element:
-    """One DocumentResponse, children in XSD order; the request's ids echoed."""
+def document_response(home_community_id: str | None, repository_unique_id: str,
+                      document_unique_id: str, mime_type: str, content_id: str) -> Element:
+    """One DocumentResponse (ITI-43, RAD-69), children in XSD order, its Document an xop:Include."""
     el = etree.Element(_XDS + "DocumentResponse")
-    if req.home_community_id is not None:
-        etree.SubElement(el, _XDS + "HomeCommunityId").text = req.home_community_id
-    etree.SubElement(el, _XDS + "RepositoryUniqueId").text = req.repository_unique_id
-    etree.SubElement(el, _XDS + "DocumentUniqueId").text = req.document_unique_id
+    if home_community_id is not None:
+        etree.SubElement(el, _XDS + "HomeCommunityId").text = home_community_id
+    etree.SubElement(el, _XDS + "RepositoryUniqueId").text = repository_unique_id
+    etree.SubElement(el, _XDS + "DocumentUniqueId").text = document_unique_id
     etree.SubElement(el, _XDS + "mimeType").text = mime_type
     etree.SubElement(el, _XDS + "Document").append(xop_include(content_id))
     return el
