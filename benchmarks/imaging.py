@@ -33,6 +33,7 @@ import httpx
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from tests.imaging.dcmtk import dcmtk  # noqa: E402
 from tests.imaging.dicomgen import make_study  # noqa: E402
 from tests.imaging.orthanc import running_orthanc  # noqa: E402
 from xds.clients.imaging import retrieve_imaging_request, retrieve_instances  # noqa: E402
@@ -73,7 +74,7 @@ def xds_server(work: Path) -> Iterator[tuple[str, int]]:
 
 def storescu(aet: str, port: int, files: list[Path]) -> float:
     start = time.perf_counter()
-    subprocess.run(["storescu", "-aec", aet, "127.0.0.1", str(port), *map(str, files)],
+    subprocess.run([dcmtk("storescu"), "-aec", aet, "127.0.0.1", str(port), *map(str, files)],
                    check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     return time.perf_counter() - start
 
@@ -107,8 +108,6 @@ def main() -> None:
     parser.add_argument("--rows", type=int, default=512)
     parser.add_argument("--repeat", type=int, default=3)
     args = parser.parse_args()
-    if not shutil.which("Orthanc") or not shutil.which("storescu"):
-        sys.exit("needs Orthanc (orthanc, orthanc-dicomweb) and dcmtk (storescu)")
     with tempfile.TemporaryDirectory(prefix="xds-bench-img-") as tmp:
         work = Path(tmp)
         study = make_study(work / "study", modalities=("CT",), per_series=args.instances,

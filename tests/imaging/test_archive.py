@@ -14,6 +14,7 @@ import pytest
 from sqlalchemy import Engine
 from typer.testing import CliRunner
 
+from tests.imaging.dcmtk import dcmtk
 from tests.imaging.dicomgen import make_study
 from tests.imaging.orthanc import Orthanc, running_orthanc
 from tests.server import free_port, running_server
@@ -51,7 +52,7 @@ def archive_server(archive_settings: Settings) -> Iterator[str]:
 
 
 def _send_to_orthanc(orthanc: Orthanc, files: list[Path]) -> None:
-    subprocess.run(["storescu", "-aec", orthanc.ae_title, "127.0.0.1", str(orthanc.dicom_port),
+    subprocess.run([dcmtk("storescu"), "-aec", orthanc.ae_title, "127.0.0.1", str(orthanc.dicom_port),
                     *map(str, files)], check=True, capture_output=True)
 
 

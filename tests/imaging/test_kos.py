@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import shutil
 import subprocess
 from io import BytesIO
 from pathlib import Path
@@ -14,6 +13,7 @@ import pytest
 from pydicom.dataset import Dataset
 from sqlalchemy import Engine
 
+from tests.imaging.dcmtk import dcmtk
 from tests.imaging.dicomgen import CT_IMAGE, MR_IMAGE, GeneratedStudy, make_study
 from xds.app import imaging_source
 from xds.config import Settings
@@ -125,9 +125,7 @@ def test_the_file_is_part_10_and_dsrdump_reads_it(source: ImagingSource, tmp_pat
     assert back.file_meta.TransferSyntaxUID == EXPLICIT_LE
     assert back.file_meta.MediaStorageSOPClassUID == KOS_SOP_CLASS
     assert back.file_meta.MediaStorageSOPInstanceUID == ds.SOPInstanceUID
-    dsrdump = shutil.which("dsrdump")
-    if dsrdump is None:
-        pytest.skip("dcmtk's dsrdump is not installed")
+    dsrdump = dcmtk("dsrdump")
     path = tmp_path / "kos.dcm"
     path.write_bytes(data)
     done = subprocess.run([dsrdump, str(path)], capture_output=True, text=True, timeout=60)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
 import struct
 import subprocess
 from pathlib import Path
@@ -17,6 +16,7 @@ from pynetdicom.sop_class import (  # type: ignore[attr-defined]
 )
 from sqlalchemy import Engine
 
+from tests.imaging.dcmtk import dcmtk
 from tests.imaging.dicomgen import CT_IMAGE, MR_IMAGE, UID_ROOT, make_instance, make_study
 from xds.config import Settings
 from xds.dicom.uids import EXPLICIT_LE, IMPLICIT_LE
@@ -24,12 +24,11 @@ from xds.store.blobs import FileBlobStore
 from xds.store.db import read_connection
 from xds.store.instances import Instance, find_instance, study_instances
 
-pytestmark = pytest.mark.skipif(shutil.which("storescu") is None, reason="dcmtk not installed")
 
 
 def _storescu(settings: Settings, *files: Path, options: tuple[str, ...] = ()) -> None:
     result = subprocess.run(
-        ["storescu", "-aec", settings.dicom_ae_title, "-aet", "TEST_SCU", *options,
+        [dcmtk("storescu"), "-aec", settings.dicom_ae_title, "-aet", "TEST_SCU", *options,
          "127.0.0.1", str(settings.dicom_port), *map(str, files)],
         capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stdout + result.stderr
