@@ -178,3 +178,21 @@ def test_sending_an_instance_twice_keeps_one_row(
     assert _send(settings, study.files[0]) == 0x0000
     stored = _study(engine, study.study_uid)
     assert [i.sop_instance_uid for i in stored] == study.instance_uids
+
+
+@pytest.mark.parametrize("keep", [0.5, 0.98])
+def test_truncated_dataset_is_refused_as_not_understood(
+    server: str, engine: Engine, settings: Settings, tmp_path: Path, keep: float,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    ds = _instance(rows=64)
+    path = tmp_path / "cut.dcm"
+    ds.save_as(path, enforce_file_format=True)
+    data = path.read_bytes()
+    # Cut inside the Pixel Data (a transfer broken off): the meta still names the instance.
+    path.write_bytes(data[:int(len(data) * keep)])
+    monkeypatch.setattr(_config, "STORE_SEND_CHUNKED_DATASET", True)
+    assert _send(settings, path) == 0xC210
+    with read_connection(engine) as conn:
+        assert find_instance(conn, str(ds.SOPInstanceUID)) is None
+    assert _no_spooled_files(settings)
