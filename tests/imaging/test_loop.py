@@ -68,3 +68,25 @@ def test_imported_files_come_back_byte_identical_through_xds_publish_and_fetch(
     assert fetched.exit_code == 0, fetched.output
     saved = {p.stem: p.read_bytes() for p in out.rglob("*.dcm")}
     assert saved == {f.stem: f.read_bytes() for f in study.files}
+
+    # Only the study UID known (a viewer launched from a report): ITI-51 across patients.
+    by_study = tmp_path / "by-study"
+    fetched = runner.invoke(cli, ["imaging", "fetch", "--study", study.study_uid,
+                                  "--out", str(by_study)], env=env)
+    assert fetched.exit_code == 0, fetched.output
+    assert {p.stem for p in by_study.rglob("*.dcm")} == set(saved)
+
+
+def test_fetch_without_patient_study_or_accession_is_a_usage_error(tmp_path: Path) -> None:
+    run = CliRunner().invoke(cli, ["imaging", "fetch", "--out", str(tmp_path)])
+    assert run.exit_code == 2
+    assert "--patient, --study or --accession" in run.output
+
+
+def test_fetch_by_an_unknown_study_without_patient_finds_nothing(
+        server: str, settings: Settings, tmp_path: Path) -> None:
+    env = {"XDS_PORT": str(settings.port)}
+    run = CliRunner().invoke(cli, ["imaging", "fetch", "--study", "1.2.3.999999.1",
+                                   "--out", str(tmp_path)], env=env)
+    assert run.exit_code == 1
+    assert "no imaging manifest found" in run.output

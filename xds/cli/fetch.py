@@ -16,7 +16,7 @@ from xds.cli.options import settings_from
 from xds.cli.submit import ShowProgress, print_errors, transfer_progress
 from xds.clients.consumer import RegistryFault
 from xds.clients.imaging import DEFAULT_SYNTAXES, fetch as fetch_images
-from xds.clients.source import RepositoryFault
+from xds.clients.source import RepositoryFault, parse_code
 
 __all__ = ["app"]
 
@@ -37,9 +37,10 @@ def _pairs(values: list[str] | None, option: str) -> dict[str, str]:
 def fetch(
     out: Annotated[Path, typer.Option("--out", help="Directory for the Part-10 files "
                                       "(<out>/<study>/<series>/<sop>.dcm).")],
-    patient: Annotated[str, typer.Option(
-        "--patient", help="Affinity-domain patient id, id^^^&OID&ISO (FindDocuments; also "
-        "required with --study/--accession, as FindDocumentsByReferenceId needs it).")],
+    patient: Annotated[str | None, typer.Option(
+        "--patient", help="Affinity-domain patient id, id^^^&OID&ISO: FindDocuments, or with "
+        "--study/--accession FindDocumentsByReferenceId. Without it, ITI-51 over all patients.")
+    ] = None,
     study: Annotated[str | None, typer.Option("--study", help="Study Instance UID.")] = None,
     accession: Annotated[str | None, typer.Option("--accession", help="Accession number.")] = None,
     registry_url: Annotated[str | None, typer.Option(
@@ -59,6 +60,8 @@ def fetch(
 
     Exits 1 when no manifest was found or an instance could not be retrieved.
     """
+    if not (patient or study or accession):
+        raise typer.BadParameter("give --patient, --study or --accession")
     settings = settings_from()
     base = settings.base_url
     registry = registry_url or base + "/xds/registry"
@@ -73,6 +76,7 @@ def fetch(
                 registry, patient, out, sources=sources, repositories=repositories,
                 study_uid=study, accession=accession,
                 transfer_syntaxes=transfer_syntax or DEFAULT_SYNTAXES, progress=show,
+                class_code=parse_code(settings.imaging_class_code).key,
                 on_manifest=lambda uid, n: console.print(f"manifest for study {uid}: {n} instances"))
     except (RegistryFault, RepositoryFault, httpx.HTTPError, OSError, ValueError) as exc:
         typer.echo(f"imaging fetch failed: {exc}", err=True)

@@ -5,16 +5,20 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+import httpx
 import zeep
 from lxml import etree
 from zeep.plugins import Plugin
 
 from xds.config import WSDL_DIR
-from xds.ebrim.vocabulary import NS_RIM, ReturnType
+from xds.actions import Action
+from xds.ebrim.vocabulary import NS_QUERY, NS_RIM, ReturnType
+from xds.soap.envelope import build_envelope
 from xds.soap.ns import SOAP12_ENV, WSA, WSA_ANONYMOUS
 from xds.soap.xmlparse import parse_xml
 
-__all__ = ["DocumentConsumer", "RegistryFault", "REGISTRY_WSDL", "quote", "quote_list"]
+__all__ = ["DocumentConsumer", "RegistryFault", "REGISTRY_WSDL", "multi_patient_query", "quote",
+           "quote_list"]
 
 REGISTRY_WSDL = WSDL_DIR / "iti" / "wsdl" / "XDS.b_DocumentRegistry.wsdl"
 _MAX_RESPONSE = 256 * 1024 * 1024
@@ -78,6 +82,32 @@ class DocumentConsumer:
                 AdhocQuery=self._rim.AdhocQueryType(id=query_id, Slot=slots),
             )
         return _body(http.content)
+
+
+def multi_patient_query(endpoint: str, query_id: str, params: Sequence[tuple[str, Sequence[str]]],
+                        *, timeout: float = 60.0) -> etree._Element:
+    """ITI-51 Multi-Patient Stored Query (``urn:ihe:iti:2009:MultiPatientStoredQuery``) at
+    ``endpoint``, LeafClass; the ``query:AdhocQueryResponse`` element. The registry WSDL has no
+    ITI-51 operation, so the request is built here. Raises RegistryFault, httpx.HTTPError."""
+    request = etree.Element(f"{{{NS_QUERY}}}AdhocQueryRequest",
+                            nsmap={"query": NS_QUERY, "rim": NS_RIM})
+    etree.SubElement(request, f"{{{NS_QUERY}}}ResponseOption",
+                     returnType=str(ReturnType.LeafClass), returnComposedObjects="true")
+    query = etree.SubElement(request, f"{{{NS_RIM}}}AdhocQuery", id=query_id)
+    for name, values in params:
+        slot = etree.SubElement(query, f"{{{NS_RIM}}}Slot", name=name)
+        value_list = etree.SubElement(slot, f"{{{NS_RIM}}}ValueList")
+        for value in values:
+            etree.SubElement(value_list, f"{{{NS_RIM}}}Value").text = value
+    to = etree.Element(f"{{{WSA}}}To", nsmap={"wsa": WSA})
+    to.text = endpoint
+    reply_to = etree.Element(f"{{{WSA}}}ReplyTo", nsmap={"wsa": WSA})
+    etree.SubElement(reply_to, f"{{{WSA}}}Address").text = WSA_ANONYMOUS
+    envelope = build_envelope(request, action=Action.MultiPatientStoredQuery,
+                              headers=[to, reply_to])
+    response = httpx.post(endpoint, content=envelope, timeout=timeout, headers={
+        "Content-Type": "application/soap+xml; charset=UTF-8"})
+    return _body(response.content)
 
 
 class RegistryFault(Exception):

@@ -16,7 +16,9 @@ from pathlib import Path
 from lxml import etree
 
 from xds.actions import Action
-from xds.clients.consumer import DocumentConsumer, quote, quote_list
+from xds.clients.consumer import (
+    DocumentConsumer, RegistryFault, multi_patient_query, quote, quote_list,
+)
 from xds.clients.retrieve import RetrieveDocumentSetResponse, post_retrieve, retrieve
 from xds.clients.source import Progress, _addressing
 from xds.dicom.uids import DCMUID_SCHEME, EXPLICIT_LE, IMPLICIT_LE, KOS_SOP_CLASS
@@ -53,30 +55,55 @@ class FetchResult:
     missing: list[str] = field(default_factory=list)
 
 
-def find_manifests(registry_url: str, patient_id: str, *, study_uid: str | None = None,
-                   accession: str | None = None) -> list[DocumentEntry]:
+def find_manifests(registry_url: str, patient_id: str | None, *, study_uid: str | None = None,
+                   accession: str | None = None,
+                   class_code: str = "IMAGES^^1.3.6.1.4.1.19376.1.2.6.1") -> list[DocumentEntry]:
     """Approved KOS DocumentEntries of ``patient_id`` (ITI-18), of one study or accession when
-    given (FindDocumentsByReferenceId, which needs the patient id too, ITI TF-2 §3.18.4.1.2.3.7.14)."""
+    given (FindDocumentsByReferenceId). Without a patient id (a study or accession is then
+    needed) ITI-51 FindDocumentsForMultiplePatients finds the KOS entries of ``class_code``
+    (``code^^scheme``; ITI-51 needs a patient, class, event or facility filter), filtered here
+    by referenceIdList. Raises RegistryFault when the registry answers Failure."""
     params: list[tuple[str, Sequence[str]]] = [
-        ("$XDSDocumentEntryPatientId", [quote(patient_id)]),
         ("$XDSDocumentEntryStatus", [quote_list([_APPROVED])]),
         ("$XDSDocumentEntryFormatCode", [quote_list([f"{KOS_SOP_CLASS}^^{DCMUID_SCHEME}"])]),
     ]
+    if patient_id is None:
+        if not study_uid and not accession:
+            raise ValueError("a patient id, a study UID or an accession number is needed")
+        params.append(("$XDSDocumentEntryClassCode", [quote_list([class_code])]))
+        response = multi_patient_query(
+            registry_url, StoredQuery.FindDocumentsForMultiplePatients, params)
+        return [e for e in _entries(response) if _refers_to(e, study_uid, accession)]
+    params.insert(0, ("$XDSDocumentEntryPatientId", [quote(patient_id)]))
     query = StoredQuery.FindDocuments
     if study_uid or accession:
         query = StoredQuery.FindDocumentsByReferenceId
         refs = [f"{study_uid}^^^^{STUDY_UID_TYPE}"] if study_uid else [
             f"{accession}^^^^{ACCESSION_TYPE}"]
         params.append(("$XDSDocumentEntryReferenceIdList", [quote_list(refs)]))
-    response = DocumentConsumer(registry_url).stored_query(query, params)
-    entries = [parse_document_entry(eo) for eo in response.iter(RIM + "ExtrinsicObject")]
+    entries = _entries(DocumentConsumer(registry_url).stored_query(query, params))
     if accession and not entries:
         # An accession with an issuer is registered as ACC^^^&OID&ISO^type: match on id and type.
-        everything = find_manifests(registry_url, patient_id)
-        entries = [e for e in everything if any(
-            r.split("^")[0] == accession and r.endswith("^" + ACCESSION_TYPE)
-            for r in e.reference_id_list)]
+        entries = [e for e in find_manifests(registry_url, patient_id)
+                   if _refers_to(e, None, accession)]
     return entries
+
+
+def _entries(response: etree._Element) -> list[DocumentEntry]:
+    if response.get("status", "").endswith(":Failure"):
+        errors = response.iter("{urn:oasis:names:tc:ebxml-regrep:xsd:rs:3.0}RegistryError")
+        raise RegistryFault("; ".join(f"{e.get('errorCode')}: {e.get('codeContext')}"
+                                      for e in errors) or "the registry answered Failure")
+    return [parse_document_entry(eo) for eo in response.iter(RIM + "ExtrinsicObject")]
+
+
+def _refers_to(entry: DocumentEntry, study_uid: str | None, accession: str | None) -> bool:
+    """True when ``entry``'s referenceIdList names the study (and the accession, if given)."""
+    refs = entry.reference_id_list
+    if study_uid and f"{study_uid}^^^^{STUDY_UID_TYPE}" not in refs:
+        return False
+    return not accession or any(
+        r.split("^")[0] == accession and r.endswith("^" + ACCESSION_TYPE) for r in refs)
 
 
 def retrieve_imaging_request(url: str, source_unique_id: str,
@@ -117,10 +144,11 @@ def retrieve_instances(url: str, source_unique_id: str,
     return asyncio.run(post_retrieve(url, envelope, targets, out_dir, progress, timeout))
 
 
-def fetch(registry_url: str, patient_id: str, out_dir: Path, *,
+def fetch(registry_url: str, patient_id: str | None, out_dir: Path, *,
           sources: Mapping[str, str], repositories: Mapping[str, str],
           study_uid: str | None = None, accession: str | None = None,
           transfer_syntaxes: Sequence[str] = DEFAULT_SYNTAXES,
+          class_code: str = "IMAGES^^1.3.6.1.4.1.19376.1.2.6.1",
           progress: Progress | None = None,
           on_manifest: Callable[[str, int], None] | None = None) -> FetchResult:
     """The whole Imaging Document Consumer loop: ITI-18, ITI-43 per manifest, RAD-69 per source.
@@ -131,7 +159,8 @@ def fetch(registry_url: str, patient_id: str, out_dir: Path, *,
     ``missing``. Raises RegistryFault, RepositoryFault, httpx.HTTPError.
     """
     result = FetchResult()
-    entries = find_manifests(registry_url, patient_id, study_uid=study_uid, accession=accession)
+    entries = find_manifests(registry_url, patient_id, study_uid=study_uid, accession=accession,
+                             class_code=class_code)
     with tempfile.TemporaryDirectory(prefix="xds-kos-") as tmp:
         for entry in entries:
             repository_url = repositories.get(entry.repository_unique_id or "")
