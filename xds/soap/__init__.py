@@ -6,10 +6,12 @@ from .envelope import Envelope, build_envelope, new_message_id, parse_envelope
 from .faults import FaultCode, SoapFault, build_fault
 from .mtom import MtomMessage, decode_inline, read_multipart, resolve_xop
 from .mtom_encode import (
+    WRITE_SIZE,
     ChunkSource,
     MtomStream,
     OutgoingAttachment,
     bytes_attachment,
+    coalesce,
     encode_mtom,
     file_attachment,
     new_content_id,
@@ -48,12 +50,14 @@ __all__ = [
     "SoapRequest",
     "SoapResponse",
     "SpoolWriter",
+    "WRITE_SIZE",
     "WSA_HEADERS",
     "WsdlFiles",
     "XmlError",
     "build_envelope",
     "build_fault",
     "bytes_attachment",
+    "coalesce",
     "decode_inline",
     "encode_mtom",
     "file_attachment",

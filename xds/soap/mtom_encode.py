@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator, Callable, Iterator, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import quote
@@ -16,6 +16,8 @@ from .ns import CHUNK_SIZE, XOP, qname
 
 __all__ = [
     "ChunkSource",
+    "WRITE_SIZE",
+    "coalesce",
     "MtomStream",
     "OutgoingAttachment",
     "bytes_attachment",
@@ -133,15 +135,17 @@ class MtomStream:
     async def aiter_bytes(self) -> AsyncIterator[bytes]:
         """The body, chunk by chunk.
 
-        Runs of attachments with sync sources are read in a worker thread and sent in writes of
-        about ``WRITE_SIZE``: one thread hop per MiB, however small the parts (RAD-69 answers
-        carry hundreds of 0.5 MB CT slices). Async sources are sent as they come.
+        Runs of attachments with sync sources are read in one worker thread and sent in writes
+        of about ``WRITE_SIZE`` (``coalesce``): one thread hop per write, however small the
+        parts (RAD-69 answers carry hundreds of 0.5 MB CT slices). Async sources are sent as
+        they come.
         """
         yield self._part_head(self.root_id, _ROOT_TYPE) + self.root + b"\r\n"
         index = 0
+        source: ChunkSource | None = None
         while index < len(self.attachments):
             a = self.attachments[index]
-            source = a.open()
+            source = a.open() if source is None else source
             if isinstance(source, AsyncIterator):
                 yield self._part_head(a.content_id, a.content_type)
                 sent = 0
@@ -150,15 +154,13 @@ class MtomStream:
                     yield chunk
                 _check_size(a, sent)
                 yield b"\r\n"
-                index += 1
+                index, source = index + 1, None
                 continue
-            run = _Run(self, index, source)
-            async for block in iterate_in_threadpool(run.blocks()):
+            run = _SyncRun(self, index, source)
+            async for block in iterate_in_threadpool(coalesce(run.pieces())):
                 yield block
-            index = run.next_index
-            if run.stashed is not None:
-                # An async source ends the run: send it the async way, already opened.
-                self.attachments[index] = _opened(self.attachments[index], run.stashed)
+            # The run ends at the last part or at the first async source, already opened.
+            index, source = run.index, run.next_source
         yield self._tail()
 
     def iter_bytes(self) -> Iterator[bytes]:
@@ -178,56 +180,53 @@ class MtomStream:
         yield self._tail()
 
 
-#: Size of the writes ``MtomStream.aiter_bytes`` makes from sync sources.
+#: Size of the writes ``coalesce`` makes (``MtomStream.aiter_bytes``, WADO-RS bodies).
 WRITE_SIZE = 4 * 1024 * 1024
 
 
-class _Run:
-    """Consecutive attachments with sync sources, read in one worker thread, in big writes."""
+def coalesce(pieces: Iterable[bytes], size: int = WRITE_SIZE) -> Iterator[bytes]:
+    """``pieces`` joined into writes of at least ``size`` bytes (the last may be shorter).
 
-    def __init__(self, stream: MtomStream, index: int, source: Iterator[bytes]) -> None:
-        self.stream, self.next_index, self.first = stream, index, source
-        self.stashed: AsyncIterator[bytes] | None = None
+    A body read from sync sources costs a worker-thread hop per chunk; joining small chunks
+    keeps that to one hop per write while memory stays bounded by ``size`` plus one chunk.
+    """
+    pending: list[bytes] = []
+    held = 0
+    for piece in pieces:
+        pending.append(piece)
+        held += len(piece)
+        if held >= size:
+            yield b"".join(pending)
+            pending, held = [], 0
+    if pending:
+        yield b"".join(pending)
 
-    def blocks(self) -> Iterator[bytes]:
-        pending: list[bytes] = []
-        size = 0
+
+class _SyncRun:
+    """Consecutive attachments with sync sources, from ``index`` on: their parts as pieces."""
+
+    def __init__(self, stream: MtomStream, index: int, first: Iterator[bytes]) -> None:
+        self.stream, self.index, self.first = stream, index, first
+        #: The async source that ended the run (opened, not yet read), if one did.
+        self.next_source: AsyncIterator[bytes] | None = None
+
+    def pieces(self) -> Iterator[bytes]:
         attachments = self.stream.attachments
         source: ChunkSource = self.first
-        while True:
-            a = attachments[self.next_index]
-            assert not isinstance(source, AsyncIterator)
-            pieces = [self.stream._part_head(a.content_id, a.content_type)]
+        while not isinstance(source, AsyncIterator):
+            a = attachments[self.index]
+            yield self.stream._part_head(a.content_id, a.content_type)
             sent = 0
-            for piece in _chain(pieces, source):
-                if piece is not pieces[0]:
-                    sent += len(piece)
-                pending.append(piece)
-                size += len(piece)
-                if size >= WRITE_SIZE:
-                    yield b"".join(pending)
-                    pending, size = [], 0
+            for chunk in source:
+                sent += len(chunk)
+                yield chunk
             _check_size(a, sent)
-            pending.append(b"\r\n")
-            size += 2
-            self.next_index += 1
-            if self.next_index == len(attachments):
-                break
-            source = attachments[self.next_index].open()
-            if isinstance(source, AsyncIterator):
-                self.stashed = source
-                break
-        if pending:
-            yield b"".join(pending)
-
-
-def _chain(first: list[bytes], rest: Iterator[bytes]) -> Iterator[bytes]:
-    yield from first
-    yield from rest
-
-
-def _opened(a: OutgoingAttachment, source: AsyncIterator[bytes]) -> OutgoingAttachment:
-    return OutgoingAttachment(a.content_id, a.content_type, a.size, lambda: source)
+            yield b"\r\n"
+            self.index += 1
+            if self.index == len(attachments):
+                return
+            source = attachments[self.index].open()
+        self.next_source = source
 
 
 def encode_mtom(
