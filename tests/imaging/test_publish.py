@@ -31,7 +31,7 @@ from xds.imaging.intake import store_file
 from xds.imaging.kos import parse_manifest
 from xds.imaging.publish import PublishError, PublishResult, publish_study
 from xds.imaging.publisher import run_publisher
-from xds.imaging.rad68 import FORMAT_CODE, MIME_TYPE
+from xds.imaging.rad68 import FORMAT_CODE
 from xds.model.metadata import DocumentEntry
 from xds.model.values import CX, Code, LocalizedString
 from xds.mpi.index import PatientIndex
@@ -91,7 +91,7 @@ def _retrieved_uids(settings: Settings, repository_url: str, kos_uid: str,
                     out: Path) -> list[str]:
     answer = retrieve(repository_url, [(settings.repository_unique_id, kos_uid, None)], out)
     [document] = answer.documents
-    assert document.mime_type == MIME_TYPE
+    assert document.mime_type == "application/dicom"
     manifest = parse_manifest(document.path)
     assert manifest.sop_instance_uid == kos_uid
     return [r.sop_instance_uid for r in manifest.references]

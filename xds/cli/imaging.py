@@ -3,8 +3,10 @@ in this process (no server needed), as the C-STORE SCP would."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
@@ -12,10 +14,28 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from xds.cli.options import DatabaseUrl, DataDir, settings_from
 
-__all__ = ["import_dicom"]
+if TYPE_CHECKING:
+    from xds.config import Settings
+    from xds.imaging.context import ImagingSource
+
+__all__ = ["import_dicom", "local_source"]
 
 #: Rejected files named in the summary; the rest are only counted.
 _LISTED = 10
+
+
+@contextmanager
+def local_source(settings: Settings) -> Iterator[ImagingSource]:
+    """The Imaging Document Source on the store of ``settings``, in this process (migrated)."""
+    from xds.app import imaging_source
+    from xds.store.db import migrate, open_engine
+
+    engine = open_engine(settings)
+    try:
+        migrate(engine)
+        yield imaging_source(engine, settings)
+    finally:
+        engine.dispose()
 
 
 def import_dicom(
@@ -33,17 +53,12 @@ def import_dicom(
     Files that are not complete DICOM instances are skipped and reported. Exits 1 when files
     were found but none could be stored, or when the store is full.
     """
-    from xds.app import imaging_source
     from xds.imaging.intake import NotDicomError, store_file
     from xds.store.blobs import StoreFull
-    from xds.store.db import migrate, open_engine
 
     settings = settings_from(data_dir=data_dir, database_url=database_url,
                              dicom_issuer=dicom_issuer)
-    engine = open_engine(settings)
-    try:
-        migrate(engine)
-        source = imaging_source(engine, settings)
+    with local_source(settings) as source:
         files = sorted(p for p in directory.rglob("*") if p.is_file())
         studies: set[str] = set()
         stored = 0
@@ -68,8 +83,6 @@ def import_dicom(
                     stored += 1
                     studies.add(instance.study_instance_uid)
                 bar.advance(task)
-    finally:
-        engine.dispose()
     typer.echo(f"stored {stored} instance(s) in {len(studies)} stud{'y' if len(studies) == 1 else 'ies'}")
     if skipped:
         typer.echo(f"skipped {len(skipped)} file(s) that are not DICOM:")

@@ -6,6 +6,7 @@ from typing import Annotated
 
 import typer
 
+from xds.cli.imaging import local_source
 from xds.cli.options import DatabaseUrl, DataDir, settings_from
 
 __all__ = ["publish"]
@@ -21,22 +22,14 @@ def publish(
     database_url: DatabaseUrl = None,
 ) -> None:
     """Publish the manifest of STUDY now (an RPLC of the previous one when there is one)."""
-    from xds.app import imaging_source
     from xds.imaging.publish import PublishError, publish_study
-    from xds.store.db import migrate, open_engine
 
-    settings = settings_from(data_dir=data_dir, database_url=database_url)
-    engine = open_engine(settings)
-    try:
-        migrate(engine)
-        source = imaging_source(engine, settings)
+    with local_source(settings_from(data_dir=data_dir, database_url=database_url)) as source:
         try:
             result = publish_study(source, study, repository_url=repository_url)
         except PublishError as exc:
             typer.echo(f"error: {exc}", err=True)
             raise typer.Exit(1) from None
-    finally:
-        engine.dispose()
     if result.up_to_date:
         typer.echo(f"up to date: manifest {result.kos_sop_instance_uid} of study {study} "
                    f"lists its {result.instances} instances")

@@ -8,10 +8,12 @@ from pydicom.uid import (
 )
 
 __all__ = [
-    "KOS_SOP_CLASS", "DCMUID_SCHEME", "IMPLICIT_LE", "EXPLICIT_LE", "DEFLATED_LE", "EXPLICIT_BE",
-    "NATIVE_SYNTAXES", "CONVERTIBLE_SYNTAXES",
+    "DICOM_MIME", "KOS_SOP_CLASS", "DCMUID_SCHEME", "IMPLICIT_LE", "EXPLICIT_LE", "DEFLATED_LE",
+    "EXPLICIT_BE", "NATIVE_SYNTAXES", "CONVERTIBLE_SYNTAXES",
 ]
 
+#: Media type of a DICOM Part-10 file (XDS mimeType of a KOS, RAD-69, WADO parts).
+DICOM_MIME = "application/dicom"
 #: Key Object Selection Document Storage: the XDS-I.b manifest, and its XDS formatCode.
 KOS_SOP_CLASS = "1.2.840.10008.5.1.4.1.1.88.59"
 #: codingScheme of the KOS formatCode: the DICOM UID Registry (RAD68-022).

@@ -16,6 +16,7 @@ import httpx
 from pydicom.dataset import Dataset, FileMetaDataset
 
 from xds.dicom.part10 import Part10Header
+from xds.dicom.uids import DICOM_MIME
 from xds.imaging.context import Content, ImagingSource
 from xds.imaging.intake import index_entry
 from xds.store import instances
@@ -74,12 +75,12 @@ class DicomwebArchive:
         return Content(syntax, None, chunks)
 
     def _instance_bytes(self, url: str, syntax: str) -> Iterator[bytes]:
-        accept = f'multipart/related; type="application/dicom"; transfer-syntax={syntax}'
+        accept = f'multipart/related; type="{DICOM_MIME}"; transfer-syntax={syntax}'
         with self._client.stream("GET", url, headers={"Accept": accept}) as response:
             if response.status_code != 200:
                 raise ArchiveError(f"archive answered {response.status_code} for {url}")
             media, params = parse_content_type(response.headers.get("content-type", ""))
-            if media == "application/dicom":
+            if media == DICOM_MIME:
                 yield from response.iter_bytes(_CHUNK)
                 return
             boundary = params.get("boundary")

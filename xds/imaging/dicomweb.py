@@ -35,20 +35,20 @@ from starlette.routing import Route
 from starlette.types import ASGIApp
 
 from xds.dicom.part10 import NotDicomError, read_header
-from xds.dicom.uids import EXPLICIT_LE
+from xds.dicom.uids import DICOM_MIME, EXPLICIT_LE
 from xds.imaging.archive import ArchiveError, DicomwebArchive
 from xds.imaging.content import ANY_SYNTAX, instance_content
 from xds.imaging.context import Content, ImagingSource
 from xds.soap.mtom import parse_content_type
+from xds.soap import coalesce
 from xds.store.blobs import FileBlobStore
 from xds.store.db import read_connection
 from xds.store.instances import Instance, find_instance, study_instances
 
-__all__ = ["dicomweb_app", "media_ranges", "accepts", "retrieve_syntaxes"]
+__all__ = ["dicomweb_app", "media_ranges", "accepts", "retrieve_syntaxes", "plain_text"]
 
 log = logging.getLogger("xds.imaging.dicomweb")
 
-DICOM_MIME = "application/dicom"
 JSON_MIME = "application/dicom+json"
 
 
@@ -105,7 +105,8 @@ def retrieve_syntaxes(accept: str | None) -> list[str]:
     return list(dict.fromkeys(syntaxes))
 
 
-def _text(status: int, text: str) -> Response:
+def plain_text(status: int, text: str) -> Response:
+    """An error answer of the WADO services: ``text`` as text/plain with ``status``."""
     return PlainTextResponse(text + "\n", status)
 
 
@@ -121,7 +122,7 @@ class _Dicomweb:
             if sop is None:
                 return study_instances(conn, study, series)
             found = find_instance(conn, sop)
-        if found is None or (found.study_instance_uid, found.series_instance_uid) != (study, series):
+        if found is None or not found.in_series(study, series):
             return []
         return [found]
 
@@ -142,13 +143,13 @@ class _Dicomweb:
     async def retrieve(self, request: Request) -> Response:
         syntaxes = retrieve_syntaxes(request.headers.get("accept"))
         if not syntaxes:
-            return _text(406, 'this service sends multipart/related; type="application/dicom"')
+            return plain_text(406, 'this service sends multipart/related; type="application/dicom"')
         instances = await run_in_threadpool(self._instances, request)
         if not instances:
-            return _text(404, "no such study, series or instance")
+            return plain_text(404, "no such study, series or instance")
         contents, left_out = await run_in_threadpool(self._contents, instances, syntaxes)
         if not contents:
-            return _text(406, f"no instance can be sent in transfer syntax {', '.join(syntaxes)}")
+            return plain_text(406, f"no instance can be sent in transfer syntax {', '.join(syntaxes)}")
         boundary = uuid.uuid4().hex
         heads = [_part_head(boundary, c) for c in contents]
         tail = f"--{boundary}--\r\n".encode("ascii")
@@ -164,10 +165,10 @@ class _Dicomweb:
     async def metadata(self, request: Request) -> Response:
         accept = request.headers.get("accept")
         if not (accepts(accept, JSON_MIME) or accepts(accept, "application/json")):
-            return _text(406, "metadata is sent as application/dicom+json")
+            return plain_text(406, "metadata is sent as application/dicom+json")
         instances = await run_in_threadpool(self._instances, request)
         if not instances:
-            return _text(404, "no such study, series or instance")
+            return plain_text(404, "no such study, series or instance")
         headers = {"Content-Type": JSON_MIME}
         if request.method == "HEAD":
             return Response(b"", headers=headers)
@@ -227,26 +228,12 @@ def _part_head(boundary: str, content: Content) -> bytes:
     return (head + "\r\n").encode("ascii")
 
 
-#: Pieces are sent in writes of about this size: each write of a sync iterator is a thread hop.
-_WRITE = 4 * 1024 * 1024
-
-
 def _multipart(heads: list[bytes], contents: list[Content], tail: bytes) -> Iterator[bytes]:
-    """The multipart body, part by part; each instance is opened only when its turn comes.
-
-    Small instances (a CT slice is 0.5 MB) are coalesced into ~1 MiB writes, so the body costs
-    one thread hop per MiB, not three per instance; memory stays bounded by ``_WRITE``."""
-    pending: list[bytes] = []
-    size = 0
-    for head, content in zip(heads, contents, strict=True):
-        for piece in chain((head,), content.open(), (b"\r\n",)):
-            pending.append(piece)
-            size += len(piece)
-            if size >= _WRITE:
-                yield b"".join(pending)
-                pending, size = [], 0
-    pending.append(tail)
-    yield b"".join(pending)
+    """The multipart body in ``coalesce``d writes; each instance is opened only when its turn
+    comes."""
+    parts = chain.from_iterable(chain((head,), content.open(), (b"\r\n",))
+                                for head, content in zip(heads, contents, strict=True))
+    return coalesce(chain(parts, (tail,)))
 
 
 def dicomweb_app(source: ImagingSource) -> ASGIApp:

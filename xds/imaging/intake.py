@@ -14,7 +14,7 @@ from pydicom.dataset import Dataset
 
 from xds.dicom.part10 import NotDicomError, Part10Header, read_header
 from xds.imaging.context import ImagingSource
-from xds.model.values import now_dtm
+from xds.model.values import is_oid, now_dtm
 from xds.store import documents, instances
 from xds.store.blobs import READ_CHUNK, BlobInfo
 from xds.store.db import write_transaction
@@ -73,18 +73,14 @@ def issuer_of(ds: Dataset, default: str) -> str:
     The ISO UniversalEntityID of Issuer of Patient ID Qualifiers (0010,0024), else Issuer of
     Patient ID (0010,0021) when it is an OID, else ``default``.
     """
-    for item in ds.get("IssuerOfPatientIDQualifiersSequence", None) or []:
-        uid = str(item.get("UniversalEntityID", "") or "")
-        if uid and str(item.get("UniversalEntityIDType", "ISO")) == "ISO":
-            return uid
     issuer = str(ds.get("IssuerOfPatientID", "") or "")
-    if issuer and all(part.isdigit() for part in issuer.split(".")):
-        return issuer
-    return default
+    return (_iso_entity(ds, "IssuerOfPatientIDQualifiersSequence")
+            or (issuer if is_oid(issuer) else default))
 
 
-def _accession_issuer(ds: Dataset) -> str | None:
-    for item in ds.get("IssuerOfAccessionNumberSequence", None) or []:
+def _iso_entity(ds: Dataset, keyword: str) -> str | None:
+    """The first ISO UniversalEntityID of the sequence ``keyword`` (an issuer's OID), or None."""
+    for item in ds.get(keyword, None) or []:
         uid = str(item.get("UniversalEntityID", "") or "")
         if uid and str(item.get("UniversalEntityIDType", "ISO")) == "ISO":
             return uid
@@ -124,7 +120,7 @@ def index_entry(source: ImagingSource, header: Part10Header, *, sha256: str | No
         patient_birth_date=_text(ds, "PatientBirthDate", 8),
         patient_sex=_text(ds, "PatientSex", 16),
         accession_number=_text(ds, "AccessionNumber", 64),
-        accession_issuer=_accession_issuer(ds),
+        accession_issuer=_iso_entity(ds, "IssuerOfAccessionNumberSequence"),
         study_id=_text(ds, "StudyID", 16),
         study_date=_text(ds, "StudyDate", 8),
         study_time=_text(ds, "StudyTime", 16),

@@ -9,30 +9,28 @@ departmental one is sourcePatientId. The wire format is ITI-41 (``clients.source
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import UTC, datetime
 
 from pydicom.dataset import Dataset
 
 from xds.clients.source import (
     CONFIDENTIALITY_CODE, HEALTHCARE_FACILITY_TYPE_CODE, new_unique_id, parse_code,
 )
-from xds.dicom.uids import DCMUID_SCHEME, KOS_SOP_CLASS
+from xds.dicom.uids import DCMUID_SCHEME, DICOM_MIME, KOS_SOP_CLASS
 from xds.ebrim.vocabulary import AssociationType, DocumentEntryType
 from xds.imaging.context import ImagingSource
 from xds.model.metadata import Association, DocumentEntry, Submission, SubmissionSet
-from xds.model.values import Code, LocalizedString, is_dtm, is_oid, new_uuid_urn
+from xds.model.values import Code, LocalizedString, is_dtm, is_oid, new_uuid_urn, now_dtm
 from xds.mpi.index import PatientIndex
 from xds.mpi.model import MpiError, PatientIdentifier
 from xds.store.instances import Instance
 
 __all__ = [
-    "PublishError", "FORMAT_CODE", "MIME_TYPE", "MODALITY_SCHEME", "STUDY_UID_TYPE",
+    "PublishError", "FORMAT_CODE", "MODALITY_SCHEME", "STUDY_UID_TYPE",
     "ACCESSION_TYPE", "manifest_submission", "resolve_patient", "event_codes", "reference_ids",
 ]
 
 #: formatCode of an XDS-I.b manifest (RAD68-022).
 FORMAT_CODE = Code(KOS_SOP_CLASS, DCMUID_SCHEME, LocalizedString("Key Object Selection Document"))
-MIME_TYPE = "application/dicom"
 #: codingScheme of the modality event codes (CID 29), as the XDS-I.b digest names it.
 MODALITY_SCHEME = "DCM"
 STUDY_UID_TYPE = "urn:ihe:iti:xds:2016:studyInstanceUID"
@@ -72,9 +70,9 @@ def resolve_patient(source: ImagingSource, instance: Instance) -> str:
     affinity = source.settings.affinity_domain
     if not instance.patient_id:
         raise PublishError(f"instance {instance.sop_instance_uid} has no Patient ID")
-    if instance.patient_issuer == affinity:
-        return f"{instance.patient_id}^^^&{affinity}&ISO"
     local = PatientIdentifier(instance.patient_issuer, instance.patient_id)
+    if local.domain == affinity:
+        return local.cx
     try:
         linked = PatientIndex(source.engine, source.settings).query(local, [affinity])
     except MpiError as exc:
@@ -132,10 +130,6 @@ def _source_patient_info(instance: Instance, source_cx: str) -> list[str]:
     return info
 
 
-def _now() -> str:
-    return datetime.now(UTC).strftime("%Y%m%d%H%M%S")
-
-
 def manifest_submission(source: ImagingSource, manifest: Dataset, instances: Sequence[Instance],
                         patient_cx: str, *, replaces_entry_uuid: str | None = None) -> Submission:
     """The RAD-68 Submission of the KOS ``manifest`` referencing ``instances``.
@@ -147,11 +141,11 @@ def manifest_submission(source: ImagingSource, manifest: Dataset, instances: Seq
     first = instances[0]
     type_code = parse_code(settings.imaging_type_code)
     study_uid = str(manifest.StudyInstanceUID)
-    source_cx = f"{first.patient_id}^^^&{first.patient_issuer}&ISO"
+    source_cx = PatientIdentifier(first.patient_issuer, first.patient_id).cx
     title = "Manifest"
     if first.study_description:
         title = f"Manifest: {first.study_description}"
-    now = _now()
+    now = now_dtm()
     ss = SubmissionSet(
         entry_uuid="SubmissionSet01",
         unique_id=new_unique_id(),
@@ -164,7 +158,7 @@ def manifest_submission(source: ImagingSource, manifest: Dataset, instances: Seq
     de = DocumentEntry(
         entry_uuid=new_uuid_urn(),
         object_type=DocumentEntryType.Stable,
-        mime_type=MIME_TYPE,
+        mime_type=DICOM_MIME,
         title=LocalizedString(title[:_TITLE_MAX]),
         unique_id=str(manifest.SOPInstanceUID),
         patient_id=patient_cx,

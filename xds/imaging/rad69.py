@@ -22,24 +22,22 @@ import logging
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-from lxml import etree
 
-from xds.ebrim.response import registry_response, response_status
+from xds.dicom.uids import DICOM_MIME
 from xds.ebrim.rim import Element
 from xds.ebrim.vocabulary import NS_RAD, NS_XDS
 from xds.imaging.content import ANY_SYNTAX, instance_content
 from xds.imaging.context import ImagingSource
 from xds.model.errors import ErrorCode, RegistryError, XdsError
 from xds.soap import OutgoingAttachment, SoapResponse, new_content_id
-from xds.repository.iti43 import document_response
+from xds.repository.iti43 import document_response, retrieve_response
 from xds.store.db import read_connection
 from xds.store.instances import find_instances
 
-__all__ = ["DICOM_MIME", "retrieve_imaging_document_set", "retrieve_failure"]
+__all__ = ["retrieve_imaging_document_set"]
 
 log = logging.getLogger("xds.imaging.rad69")
 
-DICOM_MIME = "application/dicom"
 _RAD = f"{{{NS_RAD}}}"
 _XDS = f"{{{NS_XDS}}}"
 
@@ -75,8 +73,7 @@ def retrieve_imaging_document_set(source: ImagingSource, body: Element) -> SoapR
                         f"Document Source ({source.unique_id})"))
             continue
         instance = found.get(uid)
-        if instance is None or (instance.study_instance_uid, instance.series_instance_uid) != (
-                req.study_uid, req.series_uid):
+        if instance is None or not instance.in_series(req.study_uid, req.series_uid):
             where = "" if instance is None else " in that study and series"
             errors.append(RegistryError(
                 code=ErrorCode.XDSDocumentUniqueIdError, location=uid,
@@ -102,18 +99,8 @@ def retrieve_imaging_document_set(source: ImagingSource, body: Element) -> SoapR
         attachments.append(OutgoingAttachment(
             content_id=content_id, content_type=DICOM_MIME, size=content.size,
             open=content.open))
-    root = etree.Element(_XDS + "RetrieveDocumentSetResponse", nsmap={"xds": NS_XDS})
-    root.append(registry_response(errors, response_status(errors, partial=bool(responses))))
-    root.extend(responses)
     log.info("RAD-69 %d requested, %d returned", len(requests), len(responses))
-    return SoapResponse(body=root, attachments=attachments)
-
-
-def retrieve_failure(errors: list[RegistryError]) -> Element:
-    """A RetrieveDocumentSetResponse carrying only a Failure RegistryResponse with ``errors``."""
-    root = etree.Element(_XDS + "RetrieveDocumentSetResponse", nsmap={"xds": NS_XDS})
-    root.append(registry_response(errors))
-    return root
+    return SoapResponse(body=retrieve_response(errors, responses), attachments=attachments)
 
 
 def _malformed(context: str) -> XdsError:

@@ -7,7 +7,8 @@ import logging
 
 from xds.actions import Action
 from xds.imaging.context import ImagingSource
-from xds.imaging.rad69 import retrieve_failure, retrieve_imaging_document_set
+from xds.imaging.rad69 import retrieve_imaging_document_set
+from xds.repository.iti43 import retrieve_failure
 from xds.model.errors import ErrorCode, RegistryError, XdsError
 from xds.soap import Operation, SoapRequest, SoapResponse
 

@@ -22,21 +22,20 @@ import logging
 
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
-from starlette.responses import PlainTextResponse, Response, StreamingResponse
+from starlette.responses import Response, StreamingResponse
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from xds.dicom.uids import EXPLICIT_LE
+from xds.dicom.uids import DICOM_MIME, EXPLICIT_LE
 from xds.imaging.content import ANY_SYNTAX, instance_content
 from xds.imaging.context import Content, ImagingSource
-from xds.imaging.dicomweb import accepts
+from xds.imaging.dicomweb import accepts, plain_text
 from xds.store.db import read_connection
 from xds.store.instances import find_instance
 
-__all__ = ["wado_app", "DICOM_MIME"]
+__all__ = ["wado_app"]
 
 log = logging.getLogger("xds.imaging.wado")
 
-DICOM_MIME = "application/dicom"
 
 
 class _WadoEndpoint:
@@ -52,29 +51,29 @@ class _WadoEndpoint:
     async def respond(self, request: Request) -> Response:
         q = request.query_params
         if q.get("requestType") != "WADO":
-            return _error(400, "requestType must be WADO")
+            return plain_text(400, "requestType must be WADO")
         uids = {name: (q.get(name) or "").strip() for name in ("studyUID", "seriesUID", "objectUID")}
         missing = [name for name, value in uids.items() if not value]
         if missing:
-            return _error(400, f"missing {', '.join(missing)}")
+            return plain_text(400, f"missing {', '.join(missing)}")
         offered = [t.split(";")[0].strip().lower() for t in (q.get("contentType") or DICOM_MIME)
                    .split(",")]
         if DICOM_MIME not in offered:
-            return _error(406, f"contentType {q.get('contentType')} is not supported: this "
+            return plain_text(406, f"contentType {q.get('contentType')} is not supported: this "
                                "source returns application/dicom only (no rendering)")
         if not accepts(request.headers.get("accept"), DICOM_MIME):
-            return _error(406, "the Accept header does not allow application/dicom")
+            return plain_text(406, "the Accept header does not allow application/dicom")
         syntax = (q.get("transferSyntax") or "").strip() or None
         try:
             found = await run_in_threadpool(self._content, uids["studyUID"], uids["seriesUID"],
                                             uids["objectUID"], syntax)
         except FileNotFoundError as exc:
             log.warning("WADO: %s", exc)
-            return _error(404, "the object is no longer available")
+            return plain_text(404, "the object is no longer available")
         if found is None:
-            return _error(404, "no such object in that study and series")
+            return plain_text(404, "no such object in that study and series")
         if isinstance(found, str):
-            return _error(406, found)
+            return plain_text(406, found)
         headers = {"Content-Type": DICOM_MIME}
         if found.size is not None:
             headers["Content-Length"] = str(found.size)
@@ -87,8 +86,7 @@ class _WadoEndpoint:
         """The Content to send; None when unknown or misplaced; a message when no syntax fits."""
         with read_connection(self.source.engine) as conn:
             instance = find_instance(conn, sop_uid)
-        if instance is None or (instance.study_instance_uid, instance.series_instance_uid) != (
-                study_uid, series_uid):
+        if instance is None or not instance.in_series(study_uid, series_uid):
             return None
         if syntax is not None:
             content = instance_content(self.source, instance, [syntax])
@@ -99,10 +97,6 @@ class _WadoEndpoint:
         if content is None:
             content = instance_content(self.source, instance, [ANY_SYNTAX])
         return content if content is not None else f"{sop_uid} cannot be sent"
-
-
-def _error(status: int, text: str) -> Response:
-    return PlainTextResponse(text + "\n", status)
 
 
 def wado_app(source: ImagingSource) -> ASGIApp:

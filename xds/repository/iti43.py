@@ -17,7 +17,7 @@ from xds.soap import OutgoingAttachment, SoapResponse, new_content_id, xop_inclu
 from xds.store import documents
 from xds.store.db import read_connection
 
-__all__ = ["retrieve_document_set", "document_response"]
+__all__ = ["retrieve_document_set", "document_response", "retrieve_response", "retrieve_failure"]
 
 log = logging.getLogger("xds.repository.iti43")
 _XDS = f"{{{NS_XDS}}}"
@@ -43,7 +43,6 @@ def retrieve_document_set(repository: Repository, body: Element) -> SoapResponse
     with read_connection(repository.engine) as conn:
         found = documents.find_documents(conn, repository.unique_id,
                                          [r.document_unique_id for r in ours])
-    root = etree.Element(_XDS + "RetrieveDocumentSetResponse", nsmap={"xds": NS_XDS})
     responses: list[Element] = []
     attachments: list[OutgoingAttachment] = []
     for req in requests:
@@ -66,11 +65,22 @@ def retrieve_document_set(repository: Repository, body: Element) -> SoapResponse
             attachments.append(OutgoingAttachment(
                 content_id=content_id, content_type=doc.mime_type, size=doc.size,
                 open=partial(repository.blobs.open, doc.sha256)))
-    status = response_status(errors, partial=bool(responses))
-    root.append(registry_response(errors, status))
-    root.extend(responses)
     log.info("ITI-43 %d requested, %d returned", len(requests), len(responses))
-    return SoapResponse(body=root, attachments=attachments)
+    return SoapResponse(body=retrieve_response(errors, responses), attachments=attachments)
+
+
+def retrieve_response(errors: list[RegistryError], responses: list[Element]) -> Element:
+    """A RetrieveDocumentSetResponse (ITI-43, RAD-69): Success, PartialSuccess or Failure as
+    ``errors`` and ``responses`` (DocumentResponse elements) say."""
+    root = etree.Element(_XDS + "RetrieveDocumentSetResponse", nsmap={"xds": NS_XDS})
+    root.append(registry_response(errors, response_status(errors, partial=bool(responses))))
+    root.extend(responses)
+    return root
+
+
+def retrieve_failure(errors: list[RegistryError]) -> Element:
+    """A RetrieveDocumentSetResponse carrying only a Failure RegistryResponse with ``errors``."""
+    return retrieve_response(errors, [])
 
 
 def _parse(body: Element) -> list[_Request]:

@@ -4,16 +4,13 @@ from __future__ import annotations
 
 import logging
 
-from lxml import etree
 
 from xds.actions import Action
 from xds.ebrim.response import registry_response
-from xds.ebrim.rim import Element
-from xds.ebrim.vocabulary import NS_XDS
 from xds.model.errors import ErrorCode, RegistryError, XdsError
 from xds.repository.context import Repository
 from xds.repository.iti41 import provide_and_register
-from xds.repository.iti43 import retrieve_document_set
+from xds.repository.iti43 import retrieve_document_set, retrieve_failure
 from xds.soap import Operation, SoapRequest, SoapResponse
 
 __all__ = ["repository_operations"]
@@ -25,12 +22,6 @@ def _internal(exc: Exception) -> list[RegistryError]:
     # The traceback is logged by the SOAP endpoint; the wire gets the code and no internals.
     return [RegistryError(code=ErrorCode.XDSRepositoryError,
                           context=f"internal error ({type(exc).__name__}); see repository log")]
-
-
-def _retrieve_failure(errors: list[RegistryError]) -> Element:
-    root = etree.Element(f"{{{NS_XDS}}}RetrieveDocumentSetResponse", nsmap={"xds": NS_XDS})
-    root.append(registry_response(errors))
-    return root
 
 
 def repository_operations(repository: Repository) -> dict[str, Operation]:
@@ -49,7 +40,7 @@ def repository_operations(repository: Repository) -> dict[str, Operation]:
             return retrieve_document_set(repository, request.body)
         except XdsError as exc:
             log.info("ITI-43 failed: %s", "; ".join(f"{e.code} {e.context}" for e in exc.errors))
-            return SoapResponse(body=_retrieve_failure(exc.errors))
+            return SoapResponse(body=retrieve_failure(exc.errors))
 
     return {
         Action.ProvideAndRegisterDocumentSet_b: Operation(
@@ -57,5 +48,5 @@ def repository_operations(repository: Repository) -> dict[str, Operation]:
             on_error=lambda exc: registry_response(_internal(exc)), mtom=True),
         Action.RetrieveDocumentSet: Operation(
             handler=iti43, response_action=Action.RetrieveDocumentSet.response,
-            on_error=lambda exc: _retrieve_failure(_internal(exc)), mtom=True),
+            on_error=lambda exc: retrieve_failure(_internal(exc)), mtom=True),
     }

@@ -49,6 +49,11 @@ class Instance:
     size: int | None = None
     archive_url: str | None = None
 
+    def in_series(self, study_uid: str, series_uid: str | None) -> bool:
+        """True when the instance belongs to that study and series (WADO, RAD-69 requests name
+        both; an instance found under other UIDs is "not found" for them)."""
+        return (self.study_instance_uid, self.series_instance_uid) == (study_uid, series_uid)
+
 
 @dataclass(slots=True, kw_only=True)
 class StudyState:
