@@ -15,6 +15,8 @@ from starlette.routing import BaseRoute, Mount, Route
 from xds.config import WSDL_DIR, Settings
 from xds.imaging.context import ImagingSource
 from xds.dicom.scp import start_storage_scp
+from xds.fhir.app import fhir_app
+from xds.fhir.context import FHIR_PATH, FhirContext
 from xds.imaging.archive import DicomwebArchive
 from xds.imaging.dicomweb import dicomweb_app
 from xds.imaging.publisher import run_publisher
@@ -36,7 +38,7 @@ from xds.store.db import migrate, open_engine
 
 __all__ = [
     "build_app", "app_from_environment", "REGISTRY_PATH", "REPOSITORY_PATH", "PIX_PATH",
-    "IMAGING_PATH", "WADO_PATH", "DICOMWEB_PATH",
+    "IMAGING_PATH", "WADO_PATH", "DICOMWEB_PATH", "FHIR_PATH",
 ]
 
 REGISTRY_PATH = "/xds/registry"
@@ -63,6 +65,7 @@ def build_app(settings: Settings) -> Starlette:
             f"unknown actors {sorted(unknown)}; choose registry, repository, pix, imaging")
     registry = Registry(engine=engine, settings=settings)
     routes: list[BaseRoute] = []
+    repository: Repository | None = None
     if "registry" in actors:
         routes.append(Route(REGISTRY_PATH, _endpoint(
             settings, registry_operations(registry), "XDS.b_DocumentRegistry.wsdl", REGISTRY_PATH),
@@ -103,6 +106,9 @@ def build_app(settings: Settings) -> Starlette:
             IMAGING_PATH), methods=["GET", "POST"]))
         routes.append(Route(WADO_PATH, wado_app(imaging), methods=["GET", "HEAD"]))
         routes.append(Mount(DICOMWEB_PATH, app=dicomweb_app(imaging)))
+    routes.append(Mount(FHIR_PATH, app=fhir_app(FhirContext(
+        engine=engine, settings=settings, registry=registry, repository=repository, index=index,
+        imaging=imaging))))
     routes.append(Mount("/wsdl", app=wsdl_files_app))
     return Starlette(routes=routes, lifespan=lifespan)
 

@@ -1,0 +1,39 @@
+"""What every FHIR interaction needs: the database, settings and the actors it reads through."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy import Engine
+
+from xds.config import Settings
+from xds.imaging.context import ImagingSource
+from xds.mpi.index import PatientIndex
+from xds.registry.context import Registry
+from xds.repository.context import Repository
+
+__all__ = ["FhirContext", "FHIR_PATH"]
+
+#: Where the FHIR base is mounted.
+FHIR_PATH = "/fhir"
+
+
+@dataclass(frozen=True, slots=True)
+class FhirContext:
+    """The facade's state; every interaction is a function of (FhirContext, request).
+
+    The actors are those this process runs; the facade answers for what they hold (no
+    ImagingStudy without the imaging actor, no ITI-65 without a repository).
+    """
+
+    engine: Engine
+    settings: Settings
+    registry: Registry
+    repository: Repository | None = None
+    index: PatientIndex | None = None
+    imaging: ImagingSource | None = None
+
+    @property
+    def base_url(self) -> str:
+        """The FHIR base URL (``fullUrl`` and link prefix), e.g. http://host:8080/fhir."""
+        return self.settings.base_url + FHIR_PATH

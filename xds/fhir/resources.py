@@ -1,0 +1,112 @@
+"""R4B models for every resource in and out, and the JSON format (``application/fhir+json``).
+
+The facade builds resources as plain JSON dicts and passes each through its
+``fhir.resources.R4B`` model before it leaves: a shape R4 does not allow (an R5 element, a
+missing required one) is a bug caught here, never sent.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from fhir.resources.R4B import get_fhir_model_class
+from pydantic import ValidationError
+from starlette.requests import Request
+from starlette.responses import Response
+
+from xds.fhir.errors import FhirError, Issue
+
+__all__ = [
+    "FHIR_JSON", "validated", "parse_resource", "fhir_response", "check_format",
+    "check_content_type", "validation_issues",
+]
+
+FHIR_JSON = "application/fhir+json"
+_JSON_FORMATS = frozenset({"json", "application/json", "application/fhir+json", "text/json"})
+_XML_FORMATS = frozenset({"xml", "application/xml", "application/fhir+xml", "text/xml"})
+
+
+def validated(resource: dict[str, Any]) -> dict[str, Any]:
+    """``resource`` as its R4B model serialises it (raises ValueError when R4 refuses it)."""
+    model = get_fhir_model_class(resource["resourceType"])
+    try:
+        parsed = model.model_validate(resource)
+    except ValidationError as exc:
+        raise ValueError(f"built an invalid {resource['resourceType']}: {exc}") from exc
+    out: dict[str, Any] = json.loads(parsed.model_dump_json())
+    return out
+
+
+def validation_issues(exc: ValidationError, resource_type: str) -> list[Issue]:
+    """One ``invalid`` issue per pydantic error, with the FHIRPath-like location."""
+    issues = []
+    for err in exc.errors()[:50]:
+        path = ".".join(str(p) for p in (resource_type, *err["loc"]))
+        issues.append(Issue("invalid", f"{path}: {err['msg']}", expression=path))
+    return issues or [Issue("invalid", f"invalid {resource_type}")]
+
+
+def parse_resource(body: bytes, expected: str | None = None) -> dict[str, Any]:
+    """A request body checked as an R4B resource (``expected`` type if given).
+
+    Raises FhirError 400 for malformed JSON or a body that is no resource, 422 (with every
+    validation message) for a resource R4 does not allow.
+    """
+    try:
+        data = json.loads(body)
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise FhirError(400, Issue("structure", f"the body is not JSON: {exc}")) from None
+    if not isinstance(data, dict) or not isinstance(data.get("resourceType"), str):
+        raise FhirError(400, Issue("structure", "the body is not a FHIR resource (no resourceType)"))
+    kind = data["resourceType"]
+    if expected and kind != expected:
+        raise FhirError(400, Issue("invalid", f"expected a {expected}, got a {kind}"))
+    try:
+        model = get_fhir_model_class(kind)
+    except (KeyError, ValueError, AttributeError):
+        raise FhirError(400, Issue("not-supported", f"unknown resource type {kind}")) from None
+    try:
+        model.model_validate(data)
+    except ValidationError as exc:
+        raise FhirError(422, *validation_issues(exc, kind)) from None
+    return data
+
+
+def fhir_response(resource: dict[str, Any], status: int = 200,
+                  headers: dict[str, str] | None = None, *, checked: bool = False) -> Response:
+    """``resource`` as ``application/fhir+json`` (validated first unless ``checked``)."""
+    body = resource if checked else validated(resource)
+    return Response(json.dumps(body, ensure_ascii=False, separators=(",", ":")), status,
+                    headers=headers, media_type=FHIR_JSON + "; charset=utf-8")
+
+
+def check_format(request: Request) -> None:
+    """406 unless the client takes JSON (``_format`` first, then ``Accept``)."""
+    fmt = request.query_params.get("_format")
+    if fmt is not None:
+        base = fmt.split(";")[0].strip().lower()
+        if base in _JSON_FORMATS:
+            return
+        raise FhirError(406, Issue("not-supported", f"_format={fmt} is not supported; this "
+                                   "server speaks application/fhir+json only"))
+    accept = request.headers.get("accept")
+    if not accept:
+        return
+    for item in accept.split(","):
+        media = item.split(";")[0].strip().lower()
+        if media in _JSON_FORMATS or media in ("*/*", "application/*", ""):
+            return
+    if any(item.split(";")[0].strip().lower() in _XML_FORMATS for item in accept.split(",")):
+        raise FhirError(406, Issue("not-supported", "XML is not supported; ask for "
+                                   "application/fhir+json"))
+    raise FhirError(406, Issue("not-supported", f"cannot answer in {accept}; this server "
+                               "speaks application/fhir+json"))
+
+
+def check_content_type(request: Request) -> None:
+    """415 unless a request body is FHIR JSON."""
+    media = (request.headers.get("content-type") or "").split(";")[0].strip().lower()
+    if media not in ("application/fhir+json", "application/json"):
+        raise FhirError(415, Issue("not-supported", f"Content-Type {media or '(none)'} is not "
+                                   "supported; send application/fhir+json"))
