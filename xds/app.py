@@ -15,7 +15,7 @@ from starlette.routing import BaseRoute, Mount, Route
 from xds.config import WSDL_DIR, Settings
 from xds.imaging.context import ImagingSource
 from xds.dicom.scp import start_storage_scp
-from xds.fhir.app import fhir_app
+from xds.fhir.app import fhir_routes
 from xds.fhir.context import FHIR_PATH, FhirContext
 from xds.imaging.archive import DicomwebArchive
 from xds.imaging.dicomweb import dicomweb_app
@@ -106,9 +106,9 @@ def build_app(settings: Settings) -> Starlette:
             IMAGING_PATH), methods=["GET", "POST"]))
         routes.append(Route(WADO_PATH, wado_app(imaging), methods=["GET", "HEAD"]))
         routes.append(Mount(DICOMWEB_PATH, app=dicomweb_app(imaging)))
-    routes.append(Mount(FHIR_PATH, app=fhir_app(FhirContext(
+    routes += fhir_routes(FhirContext(
         engine=engine, settings=settings, registry=registry, repository=repository, index=index,
-        imaging=imaging))))
+        imaging=imaging))
     routes.append(Mount("/wsdl", app=wsdl_files_app))
     return Starlette(routes=routes, lifespan=lifespan)
 

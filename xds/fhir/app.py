@@ -10,17 +10,17 @@ from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import Route
+from starlette.routing import BaseRoute, Mount, Route
 
 from xds.fhir import endpoint, imagingstudy, iti65, iti66, iti67, iti68, patient, pixm
 from xds.fhir.capability import capability_statement
-from xds.fhir.context import FhirContext
+from xds.fhir.context import FHIR_PATH, FhirContext
 from xds.fhir.errors import FhirError, Issue, not_found
 from xds.fhir.interactions import ResourceType, fhir_endpoint, read_body
 from xds.fhir.resources import check_content_type, fhir_response, parse_resource
 from xds.fhir.search import parse_search, searchset
 
-__all__ = ["fhir_app", "resource_types"]
+__all__ = ["fhir_app", "fhir_routes", "resource_types"]
 
 _FORM = "application/x-www-form-urlencoded"
 
@@ -30,6 +30,13 @@ def resource_types(ctx: FhirContext) -> list[ResourceType]:
     types = [patient.PATIENT, imagingstudy.IMAGING_STUDY, endpoint.ENDPOINT,
              iti67.DOCUMENT_REFERENCE, iti66.LIST, iti68.BINARY]
     return types
+
+
+def fhir_routes(ctx: FhirContext) -> list[BaseRoute]:
+    """The routes to add to the server: the FHIR app at FHIR_PATH, and ``POST [base]`` (ITI-65)
+    without a trailing slash, which a Mount would answer with a redirect."""
+    app = fhir_app(ctx)
+    return [Route(FHIR_PATH, app, methods=["POST"]), Mount(FHIR_PATH, app=app)]
 
 
 def fhir_app(ctx: FhirContext) -> Starlette:
@@ -92,6 +99,7 @@ def fhir_app(ctx: FhirContext) -> Starlette:
     routes = [
         Route("/metadata", fhir_endpoint(metadata), methods=["GET"]),
         Route("/", fhir_endpoint(post_transaction), methods=["POST"]),
+        Route(FHIR_PATH, fhir_endpoint(post_transaction), methods=["POST"]),
         Route("/Patient/$ihe-pix", fhir_endpoint(pixm.handler(ctx)), methods=["GET"]),
         *iti68.routes(ctx),
         Route("/{type}", fhir_endpoint(search), methods=["GET"]),
