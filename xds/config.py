@@ -70,6 +70,9 @@ class Settings:
     #: DICOMweb base URL of an external archive (a PACS such as Orthanc) whose studies this
     #: Imaging Document Source publishes and serves; empty for none.
     dicomweb_archive_url: str = ""
+    #: WADO-RS bases of other Imaging Document Sources, ``RetrieveLocationUID=URL`` comma
+    #: separated: the FHIR ImagingStudy endpoint of KOS series that carry no Retrieve URL.
+    imaging_endpoints: str = ""
     #: KOS DocumentEntry codes, ``code^^scheme^display``.
     imaging_class_code: str = "IMAGES^^1.3.6.1.4.1.19376.1.2.6.1^Images"
     imaging_type_code: str = "18748-4^^2.16.840.1.113883.6.1^Diagnostic imaging study"

@@ -7,6 +7,7 @@ import typer
 from xds.cli import patient, query, retrieve, serve, submit
 from xds.cli import fetch, pix
 from xds.cli import imaging
+from xds.cli import fhir
 from xds.cli import publish as publish_cli
 
 __all__ = ["app", "main"]
@@ -22,6 +23,7 @@ app.command("retrieve")(retrieve.retrieve)
 app.command("publish")(publish_cli.publish)
 app.command("import-dicom")(imaging.import_dicom)
 app.add_typer(fetch.app, name="imaging")
+app.add_typer(fhir.app, name="fhir")
 
 
 def main() -> None:
