@@ -7,7 +7,10 @@ missing required one) is a bug caught here, never sent.
 
 from __future__ import annotations
 
+import hashlib
 import json
+import threading
+from collections import OrderedDict
 from typing import Any
 
 from fhir.resources.R4B import get_fhir_model_class
@@ -28,14 +31,53 @@ _XML_FORMATS = frozenset({"xml", "application/xml", "application/fhir+xml", "tex
 
 
 def validated(resource: dict[str, Any]) -> dict[str, Any]:
-    """``resource`` as its R4B model serialises it (raises ValueError when R4 refuses it)."""
+    """``resource`` once its R4B model accepts it (raises ValueError when R4 refuses it).
+
+    A searchset's entries are checked one by one and the Bundle around them without them (its
+    model would check each entry again). A resource whose exact JSON passed before is not
+    checked again: validation is a pure function of the content, and the same documents and
+    studies are read over and over.
+    """
+    if resource.get("resourceType") == "Bundle" and resource.get("entry"):
+        for entry in resource["entry"]:
+            if "resource" in entry:
+                validated(entry["resource"])
+        shell = dict(resource, entry=[{k: v for k, v in e.items() if k != "resource"}
+                                      for e in resource["entry"]])
+        _check(shell, json.dumps(shell, sort_keys=True))
+        return resource
+    if resource.get("contained"):
+        # Contained resources (authors, the source patient) repeat across documents: each is
+        # checked, and remembered, on its own; the container without them.
+        for inner in resource["contained"]:
+            _check(inner, json.dumps(inner, sort_keys=True))
+        bare = {k: v for k, v in resource.items() if k != "contained"}
+        _check(bare, json.dumps(bare, sort_keys=True))
+        return resource
+    _check(resource, json.dumps(resource, sort_keys=True))
+    return resource
+
+
+_PASSED: OrderedDict[bytes, None] = OrderedDict()
+_PASSED_MAX = 20_000
+_PASSED_LOCK = threading.Lock()
+
+
+def _check(resource: dict[str, Any], text: str) -> None:
+    key = hashlib.blake2b(text.encode(), digest_size=16).digest()
+    with _PASSED_LOCK:
+        if key in _PASSED:
+            _PASSED.move_to_end(key)
+            return
     model = get_fhir_model_class(resource["resourceType"])
     try:
-        parsed = model.model_validate(resource)
+        model.model_validate(resource)
     except ValidationError as exc:
         raise ValueError(f"built an invalid {resource['resourceType']}: {exc}") from exc
-    out: dict[str, Any] = json.loads(parsed.model_dump_json())
-    return out
+    with _PASSED_LOCK:
+        _PASSED[key] = None
+        if len(_PASSED) > _PASSED_MAX:
+            _PASSED.popitem(last=False)
 
 
 def validation_issues(exc: ValidationError, resource_type: str) -> list[Issue]:
