@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import threading
 from collections import OrderedDict
 from typing import Any
@@ -33,50 +34,83 @@ _XML_FORMATS = frozenset({"xml", "application/xml", "application/fhir+xml", "tex
 def validated(resource: dict[str, Any]) -> dict[str, Any]:
     """``resource`` once its R4B model accepts it (raises ValueError when R4 refuses it).
 
-    A searchset's entries are checked one by one and the Bundle around them without them (its
-    model would check each entry again). A resource whose exact JSON passed before is not
-    checked again: validation is a pure function of the content, and the same documents and
-    studies are read over and over.
+    Validation is a pure function of the content, and the same codes, authors, patients and
+    series come back in answer after answer, so what passed is remembered by digest and each
+    resource is checked element by element: a searchset's entries one by one (and the Bundle
+    without them), contained resources on their own, and of the rest only the top-level
+    elements not seen before, with the resource's required ones (see ``_check``).
     """
     if resource.get("resourceType") == "Bundle" and resource.get("entry"):
         for entry in resource["entry"]:
             if "resource" in entry:
                 validated(entry["resource"])
-        shell = dict(resource, entry=[{k: v for k, v in e.items() if k != "resource"}
-                                      for e in resource["entry"]])
-        _check(shell, json.dumps(shell, sort_keys=True))
+        _check(dict(resource, entry=[{k: v for k, v in e.items() if k != "resource"}
+                                     for e in resource["entry"]]))
         return resource
-    if resource.get("contained"):
-        # Contained resources (authors, the source patient) repeat across documents: each is
-        # checked, and remembered, on its own; the container without them.
-        for inner in resource["contained"]:
-            _check(inner, json.dumps(inner, sort_keys=True))
-        bare = {k: v for k, v in resource.items() if k != "contained"}
-        _check(bare, json.dumps(bare, sort_keys=True))
-        return resource
-    _check(resource, json.dumps(resource, sort_keys=True))
+    for inner in resource.get("contained") or ():
+        _check(inner)
+    _check({k: v for k, v in resource.items() if k != "contained"})
     return resource
 
 
 _PASSED: OrderedDict[bytes, None] = OrderedDict()
-_PASSED_MAX = 20_000
+_PASSED_MAX = 50_000
 _PASSED_LOCK = threading.Lock()
+#: Per resource type, the top-level elements its model requires.
+_REQUIRED: dict[str, frozenset[str]] = {}
 
 
-def _check(resource: dict[str, Any], text: str) -> None:
-    key = hashlib.blake2b(text.encode(), digest_size=16).digest()
+def _required(kind: str, model: Any) -> frozenset[str]:
+    """Elements the model requires: pydantic's required fields and fhir-core's required
+    primitives (``element_required``), by their JSON names."""
+    if kind not in _REQUIRED:
+        names = set()
+        for name, info in model.model_fields.items():
+            extra = info.json_schema_extra if isinstance(info.json_schema_extra, dict) else {}
+            if info.is_required() or extra.get("element_required"):
+                names.add(info.alias or name)
+        _REQUIRED[kind] = frozenset(names)
+    return _REQUIRED[kind]
+
+
+def _check(resource: dict[str, Any]) -> None:
+    """Validate the elements of ``resource`` that have not passed before.
+
+    Elements of one resource are independent in the R4B models except the alternatives of a
+    choice type (``deceasedBoolean``/``deceasedDateTime``), so elements are grouped by their
+    leading lower-case word and a group is checked whole. The probe holds the fresh groups and
+    the required elements, so it is a resource the model judges as it would the whole.
+    """
+    kind = resource["resourceType"]
+    groups: dict[str, dict[str, Any]] = {}
+    for key, value in resource.items():
+        if key != "resourceType":
+            groups.setdefault(re.match(r"[a-z]*", key).group(0) or key, {})[key] = value  # type: ignore[union-attr]
+    digests = {name: hashlib.blake2b(json.dumps([kind, members], sort_keys=True).encode(),
+                                     digest_size=16).digest() for name, members in groups.items()}
     with _PASSED_LOCK:
-        if key in _PASSED:
-            _PASSED.move_to_end(key)
-            return
-    model = get_fhir_model_class(resource["resourceType"])
+        fresh = [name for name, d in digests.items() if d not in _PASSED]
+        for name in digests.keys() - set(fresh):
+            _PASSED.move_to_end(digests[name])
+    model = get_fhir_model_class(kind)
+    if not _required(kind, model) <= resource.keys():
+        fresh = list(groups)  # a required element is missing: the model says which
+    if not fresh:
+        return
+    probe: dict[str, Any] = {"resourceType": kind}
+    for name in fresh:
+        probe.update(groups[name])
+    for key in _required(kind, model):
+        if key in resource:
+            probe.setdefault(key, resource[key])
     try:
-        model.model_validate(resource)
+        model.model_validate(probe)
     except ValidationError as exc:
-        raise ValueError(f"built an invalid {resource['resourceType']}: {exc}") from exc
+        raise ValueError(f"built an invalid {kind}: {exc}") from exc
     with _PASSED_LOCK:
-        _PASSED[key] = None
-        if len(_PASSED) > _PASSED_MAX:
+        for name in fresh:
+            _PASSED[digests[name]] = None
+        while len(_PASSED) > _PASSED_MAX:
             _PASSED.popitem(last=False)
 
 
