@@ -86,7 +86,9 @@ def _check(resource: dict[str, Any]) -> None:
     for key, value in resource.items():
         if key != "resourceType":
             groups.setdefault(re.match(r"[a-z]*", key).group(0) or key, {})[key] = value  # type: ignore[union-attr]
-    digests = {name: hashlib.blake2b(json.dumps([kind, members], sort_keys=True).encode(),
+    # repr, not json.dumps: several times faster, and an element built in another key order
+    # is only checked once more.
+    digests = {name: hashlib.blake2b(repr((kind, members)).encode(),
                                      digest_size=16).digest() for name, members in groups.items()}
     with _PASSED_LOCK:
         fresh = [name for name, d in digests.items() if d not in _PASSED]
