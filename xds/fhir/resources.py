@@ -7,11 +7,11 @@ missing required one) is a bug caught here, never sent.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import re
 import threading
 from collections import OrderedDict
+from hashlib import blake2b
 from typing import Any
 
 from fhir.resources.R4B import get_fhir_model_class
@@ -58,6 +58,9 @@ _PASSED_MAX = 50_000
 _PASSED_LOCK = threading.Lock()
 #: Per resource type, the top-level elements its model requires.
 _REQUIRED: dict[str, frozenset[str]] = {}
+_MODELS: dict[str, Any] = {}
+_GROUPS: dict[str, str] = {}
+_CHOICE = re.compile(r"[a-z]*")
 
 
 def _required(kind: str, model: Any) -> frozenset[str]:
@@ -73,6 +76,23 @@ def _required(kind: str, model: Any) -> frozenset[str]:
     return _REQUIRED[kind]
 
 
+def _model(kind: str) -> Any:
+    model = _MODELS.get(kind)
+    if model is None:
+        model = _MODELS[kind] = get_fhir_model_class(kind)
+    return model
+
+
+def _group(key: str) -> str:
+    """The choice-type group of an element name: its leading lower-case word."""
+    name = _GROUPS.get(key)
+    if name is None:
+        name = _CHOICE.match(key).group(0) or key  # type: ignore[union-attr]
+        if len(_GROUPS) < 10_000:
+            _GROUPS[key] = name
+    return name
+
+
 def _check(resource: dict[str, Any]) -> None:
     """Validate the elements of ``resource`` that have not passed before.
 
@@ -82,27 +102,30 @@ def _check(resource: dict[str, Any]) -> None:
     the required elements, so it is a resource the model judges as it would the whole.
     """
     kind = resource["resourceType"]
-    groups: dict[str, dict[str, Any]] = {}
+    groups: dict[str, list[tuple[str, Any]]] = {}
     for key, value in resource.items():
         if key != "resourceType":
-            groups.setdefault(re.match(r"[a-z]*", key).group(0) or key, {})[key] = value  # type: ignore[union-attr]
+            groups.setdefault(_group(key), []).append((key, value))
     # repr, not json.dumps: several times faster, and an element built in another key order
     # is only checked once more.
-    digests = {name: hashlib.blake2b(repr((kind, members)).encode(),
-                                     digest_size=16).digest() for name, members in groups.items()}
+    digests = {name: blake2b(repr((kind, members)).encode(), digest_size=16).digest()
+               for name, members in groups.items()}
+    model = _model(kind)
+    required = _required(kind, model)
     with _PASSED_LOCK:
         fresh = [name for name, d in digests.items() if d not in _PASSED]
-        for name in digests.keys() - set(fresh):
-            _PASSED.move_to_end(digests[name])
-    model = get_fhir_model_class(kind)
-    if not _required(kind, model) <= resource.keys():
+        if len(fresh) < len(digests):
+            for d in digests.values():
+                if d in _PASSED:
+                    _PASSED.move_to_end(d)
+    if not required <= resource.keys():
         fresh = list(groups)  # a required element is missing: the model says which
     if not fresh:
         return
     probe: dict[str, Any] = {"resourceType": kind}
     for name in fresh:
         probe.update(groups[name])
-    for key in _required(kind, model):
+    for key in required:
         if key in resource:
             probe.setdefault(key, resource[key])
     try:
