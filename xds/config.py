@@ -77,6 +77,33 @@ class Settings:
     imaging_class_code: str = "IMAGES^^1.3.6.1.4.1.19376.1.2.6.1^Images"
     imaging_type_code: str = "18748-4^^2.16.840.1.113883.6.1^Diagnostic imaging study"
     imaging_practice_code: str = "394914008^^2.16.840.1.113883.6.96^Radiology"
+    #: TLS (ATNA Secure Node): PEM server certificate chain and key; both set turns TLS on for
+    #: the HTTP, MLLP and DICOM ports. ``tls_ca``: PEM bundle of the CAs peers must chain to.
+    tls_cert: str = ""
+    tls_key: str = ""
+    tls_ca: str = ""
+    #: Client certificates on the TLS ports: "required" (mutual TLS), "optional" or "none".
+    tls_client_auth: str = "required"
+    #: "yes" also offers TLS_RSA_WITH_AES_128_CBC_SHA (ATNA legacy peers) beside ECDHE/AES-GCM.
+    tls_legacy: str = "no"
+    #: Client side (repository -> registry, notifications, KOS publish): the certificate and key
+    #: this node presents, and the CA bundle it verifies servers with (default: ``tls_ca``).
+    client_cert: str = ""
+    client_key: str = ""
+    client_ca: str = ""
+    #: Audit Record Repository (ITI-20): syslog+tls://host:6514, syslog+tcp://, syslog+udp://;
+    #: empty keeps the trail local only.
+    audit_url: str = ""
+    #: APP-NAME of the syslog header and AuditSourceID of every audit message.
+    audit_source_id: str = "xds"
+    #: XUA X-Service Provider on the SOAP endpoints: "required", "optional" or "off".
+    xua: str = "off"
+    #: PEM certificates of trusted identity providers, comma-separated.
+    xua_idp_certs: str = ""
+    #: The Audience an assertion must name (this service / affinity domain URI); empty: any.
+    xua_audience: str = ""
+    #: Allowed clock skew for NotBefore/NotOnOrAfter, in seconds.
+    xua_skew_seconds: float = 60.0
     #: Public base URL of this server, for WSDL addresses (default: taken from the request).
     public_url: str = ""
     log_level: str = "info"

@@ -14,7 +14,8 @@ __all__ = [
     "metadata", "patient", "document_entry", "document_code", "document_author",
     "document_reference_id", "submission_set", "submission_set_author", "folder", "folder_code",
     "association", "unique_id_claim", "repository_document", "mpi_person", "mpi_identifier",
-    "mpi_event", "mpi_notification", "dicom_instance", "imaging_study",
+    "mpi_event", "mpi_notification", "dicom_instance", "imaging_study", "audit_outbox",
+    "xua_assertion",
 ]
 
 metadata = MetaData(naming_convention={
@@ -293,4 +294,37 @@ imaging_study = Table(
     #: The affinity-domain patient id (CX) the manifest was registered under.
     Column("patient_cx", String(_PID)),
     Column("last_error", Text),
+)
+
+#: ATNA audit trail (ITI-20): one row per DICOM audit message, written in the same database
+#: transaction as the change it describes; the sender stamps ``sent`` once the Audit Record
+#: Repository has taken it. The rows are also the local trail ``xds audit list`` shows.
+audit_outbox = Table(
+    "audit_outbox", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    #: EventDateTime as seconds since the epoch (UTC).
+    Column("created", Float, nullable=False),
+    #: EventID code (DCM), e.g. 110112, and the EventTypeCode (the transaction), e.g. ITI-18.
+    Column("event_id", String(16), nullable=False),
+    Column("event_type", String(32)),
+    #: EventOutcomeIndicator: 0 success, 4 minor, 8 serious, 12 major failure.
+    Column("outcome", Integer, nullable=False),
+    #: The patient the event is about (CX), when there is one.
+    Column("patient", String(_PID)),
+    #: The whole AuditMessage XML, as sent.
+    Column("message", Text, nullable=False),
+    Column("sent", Float),
+    Column("attempts", Integer, nullable=False, server_default=text("0")),
+    Index(None, "sent", "id"),
+    Index(None, "created"),
+    Index(None, "patient"),
+)
+
+#: XUA: SAML assertion IDs already accepted, kept until the assertion expires (replay check
+#: shared by every worker).
+xua_assertion = Table(
+    "xua_assertion", metadata,
+    Column("id", String(_PID), primary_key=True),
+    Column("expires", Float, nullable=False),
+    Index(None, "expires"),
 )
