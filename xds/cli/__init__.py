@@ -9,6 +9,7 @@ from xds.cli import fetch, pix
 from xds.cli import imaging
 from xds.cli import fhir
 from xds.cli import publish as publish_cli
+from xds.cli import audit, certs, xua
 
 __all__ = ["app", "main"]
 
@@ -24,6 +25,9 @@ app.command("publish")(publish_cli.publish)
 app.command("import-dicom")(imaging.import_dicom)
 app.add_typer(fetch.app, name="imaging")
 app.add_typer(fhir.app, name="fhir")
+app.add_typer(certs.app, name="certs")
+app.add_typer(audit.app, name="audit")
+app.add_typer(xua.app, name="xua")
 
 
 def main() -> None:
