@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import socket
+import ssl
 import threading
 import time
 from collections.abc import Iterator
@@ -10,6 +12,9 @@ from contextlib import contextmanager
 from typing import Any
 
 import uvicorn
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+
+from xds.security.accept import OnRefused, tls_protocol_class
 
 __all__ = ["free_port", "running_server"]
 
@@ -22,10 +27,19 @@ def free_port() -> int:
 
 
 @contextmanager
-def running_server(app: Any, port: int | None = None) -> Iterator[str]:
-    """Serve ``app`` over real HTTP until the block ends; yields the base URL."""
+def running_server(app: Any, port: int | None = None, *, ssl_context: ssl.SSLContext | None = None,
+                   on_refused: OnRefused | None = None) -> Iterator[str]:
+    """Serve ``app`` over real HTTP until the block ends; yields the base URL.
+
+    With ``ssl_context`` the port speaks TLS the way ``xds serve --tls-cert`` does (handshake in
+    TlsAccept, refusals to ``on_refused``) and the URL is https.
+    """
     port = port or free_port()
-    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on")
+    http: type[asyncio.Protocol] | str = "auto"
+    if ssl_context is not None:
+        http = tls_protocol_class(HttpToolsProtocol, ssl_context, on_refused, f"http:{port}")
+    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on",
+                            http=http)
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
@@ -35,7 +49,7 @@ def running_server(app: Any, port: int | None = None) -> Iterator[str]:
             raise RuntimeError("uvicorn did not start")
         time.sleep(0.02)
     try:
-        yield f"http://127.0.0.1:{port}"
+        yield f"{'https' if ssl_context else 'http'}://127.0.0.1:{port}"
     finally:
         server.should_exit = True
         thread.join(10)

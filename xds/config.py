@@ -144,11 +144,11 @@ class Settings:
 
     @property
     def base_url(self) -> str:
-        """This server's base URL (``public_url``, else http://host:port)."""
+        """This server's base URL (``public_url``, else http(s)://host:port)."""
         if self.public_url:
             return self.public_url.rstrip("/")
         host = "127.0.0.1" if self.host in ("0.0.0.0", "::", "") else self.host
-        return f"http://{host}:{self.port}"
+        return f"{'https' if self.tls_cert else 'http'}://{host}:{self.port}"
 
     @property
     def spool_dir(self) -> Path:

@@ -12,7 +12,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from xds.cli.options import settings_from
+from xds.cli.options import ClientCa, ClientCert, ClientKey, Saml, credentials_from, settings_from
 from xds.cli.submit import ShowProgress, print_errors, transfer_progress
 from xds.clients.consumer import RegistryFault
 from xds.clients.imaging import DEFAULT_SYNTAXES, fetch as fetch_images
@@ -55,6 +55,10 @@ def fetch(
         "--transfer-syntax", help="Acceptable transfer syntax UID; repeat (default Explicit "
         "and Implicit VR Little Endian).")] = None,
     progress: ShowProgress = False,
+    cert: ClientCert = None,
+    key: ClientKey = None,
+    ca: ClientCa = None,
+    saml: Saml = None,
 ) -> None:
     """Find the manifests, read them, retrieve every referenced instance; print a summary.
 
@@ -62,6 +66,7 @@ def fetch(
     """
     if not (patient or study or accession):
         raise typer.BadParameter("give --patient, --study or --accession")
+    credentials = credentials_from(cert, key, ca, saml)
     settings = settings_from()
     base = settings.base_url
     registry = registry_url or base + "/xds/registry"
@@ -77,7 +82,8 @@ def fetch(
                 study_uid=study, accession=accession,
                 transfer_syntaxes=transfer_syntax or DEFAULT_SYNTAXES, progress=show,
                 class_code=parse_code(settings.imaging_class_code).key,
-                on_manifest=lambda uid, n: console.print(f"manifest for study {uid}: {n} instances"))
+                on_manifest=lambda uid, n: console.print(f"manifest for study {uid}: {n} instances"),
+                credentials=credentials)
     except (RegistryFault, RepositoryFault, httpx.HTTPError, OSError, ValueError) as exc:
         typer.echo(f"imaging fetch failed: {exc}", err=True)
         raise typer.Exit(1) from None

@@ -4,6 +4,7 @@ ImagingStudy resources with their WADO-RS endpoints)."""
 from __future__ import annotations
 
 import json
+import ssl
 from typing import Annotated, Any
 
 import httpx
@@ -11,6 +12,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from xds.cli.options import ClientCa, ClientCert, ClientKey, credentials_from
 from xds.fhir.ids import domain_of_system, patient_resource_id
 from xds.mpi.model import PatientIdentifier
 
@@ -60,11 +62,12 @@ def _get(client: httpx.Client, url: str, params: Any = None) -> dict[str, Any]:
     return body
 
 
-def _fetch(base: str, param: tuple[str, str]) -> tuple[list[dict[str, Any]], dict[str, str]]:
+def _fetch(base: str, param: tuple[str, str], verify: ssl.SSLContext | bool = True
+           ) -> tuple[list[dict[str, Any]], dict[str, str]]:
     """Every ImagingStudy of the search (following next links) and Endpoint id -> address."""
     studies: list[dict[str, Any]] = []
     addresses: dict[str, str] = {}
-    with httpx.Client(timeout=60) as client:
+    with httpx.Client(timeout=60, verify=verify) as client:
         url: str | None = f"{base}/fhir/ImagingStudy"
         params: Any = [param, ("_include", "ImagingStudy:endpoint"), ("_sort", "-started")]
         while url:
@@ -95,13 +98,17 @@ def studies(
     url: Annotated[str, typer.Option("--url", envvar="XDS_URL",
                                      help="Base URL of the server.")] = "http://127.0.0.1:8080",
     as_json: Annotated[bool, typer.Option("--json", help="Print the resources as JSON.")] = False,
+    cert: ClientCert = None,
+    key: ClientKey = None,
+    ca: ClientCa = None,
 ) -> None:
     """List the patient's imaging studies (ImagingStudy search) with their WADO-RS bases.
 
     Exits 1 on a FHIR error (its diagnostics are printed) or when the server is unreachable.
     """
     try:
-        found, addresses = _fetch(url.rstrip("/"), patient_query(patient))
+        found, addresses = _fetch(url.rstrip("/"), patient_query(patient),
+                                  credentials_from(cert, key, ca).verify())
     except httpx.HTTPError as exc:
         typer.echo(f"cannot reach {url}: {exc}", err=True)
         raise typer.Exit(1) from None

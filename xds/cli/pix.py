@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import ssl
 import uuid
 from pathlib import Path
 from typing import Annotated
@@ -10,6 +11,7 @@ from typing import Annotated
 import typer
 from hl7.client import MLLPClient  # type: ignore[import-untyped, unused-ignore]
 
+from xds.cli.options import ClientCa, ClientCert, ClientKey, credentials_from
 from xds.hl7.errors import AckCode
 from xds.model.values import is_oid, now_dtm
 
@@ -24,6 +26,8 @@ _TEXT_LINE_END = re.compile(r"\r\n|\n|\r")
 Host = Annotated[str, typer.Option("--host", help="PIX Manager address.")]
 Port = Annotated[int, typer.Option("--port", envvar="XDS_MLLP_PORT", help="PIX Manager MLLP port.")]
 Timeout = Annotated[float, typer.Option("--timeout", help="Seconds to wait for each answer.")]
+UseTls = Annotated[bool, typer.Option(
+    "--tls", envvar="XDS_MLLP_TLS", help="MLLP over TLS (implied by --cert or --ca).")]
 
 
 def split_messages(data: bytes) -> list[bytes]:
@@ -88,14 +92,23 @@ def _field(segments: list[list[str]], name: str, number: int) -> str:
     return ""
 
 
-def _connect(host: str, port: int, timeout: float) -> MLLPClient:
+def _connect(host: str, port: int, timeout: float, tls: ssl.SSLContext | None) -> MLLPClient:
     try:
         client = MLLPClient(host, port)
-    except OSError as exc:
+        client.socket.settimeout(timeout)
+        if tls is not None:
+            client.socket = tls.wrap_socket(client.socket, server_hostname=host)
+    except OSError as exc:  # refused, or the TLS handshake failed (ssl.SSLError)
         typer.echo(f"error: cannot connect to {host}:{port}: {exc}", err=True)
         raise typer.Exit(1) from None
-    client.socket.settimeout(timeout)
     return client
+
+
+def _tls(tls: bool, cert: str | None, key: str | None, ca: str | None) -> ssl.SSLContext | None:
+    """The client context when ``--tls`` (or any of --cert, --ca) asks for MLLP over TLS."""
+    if not (tls or cert or ca):
+        return None
+    return credentials_from(cert, key, ca).tls_context()
 
 
 @app.command("feed")
@@ -105,6 +118,10 @@ def feed(
     host: Host = "127.0.0.1",
     port: Port = 2575,
     timeout: Timeout = 30.0,
+    tls: UseTls = False,
+    cert: ClientCert = None,
+    key: ClientKey = None,
+    ca: ClientCa = None,
 ) -> None:
     """Send each message of FILE over one MLLP connection and print its ACK (MSA-1, MSA-2, any
     ERR); exit 1 when an ACK is not AA."""
@@ -117,7 +134,7 @@ def feed(
         typer.echo(f"error: {file} holds no HL7 message", err=True)
         raise typer.Exit(2)
     refused = 0
-    with _connect(host, port, timeout) as client:
+    with _connect(host, port, timeout, _tls(tls, cert, key, ca)) as client:
         for message in messages:
             sent = _segments(message)
             label = f"{_field(sent, 'MSH', 10)} {_field(sent, 'MSH', 9)}"
@@ -148,6 +165,10 @@ def query(
     host: Host = "127.0.0.1",
     port: Port = 2575,
     timeout: Timeout = 30.0,
+    tls: UseTls = False,
+    cert: ClientCert = None,
+    key: ClientKey = None,
+    ca: ClientCa = None,
 ) -> None:
     """Ask the PIX Manager for the other ids of ID (ITI-9 QBP^Q23) and print them, one a line."""
     parts = patient_id.split("^")
@@ -159,7 +180,7 @@ def query(
         typer.echo(f"error: --domain {bad[0]!r} is not an OID", err=True)
         raise typer.Exit(2)
     message = pix_query_message(patient_id, domains, uuid.uuid4().hex[:20].upper())
-    with _connect(host, port, timeout) as client:
+    with _connect(host, port, timeout, _tls(tls, cert, key, ca)) as client:
         try:
             answer = _segments(_exchange(client, message))
         except OSError as exc:  # refused, reset, timed out

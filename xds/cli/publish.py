@@ -7,7 +7,9 @@ from typing import Annotated
 import typer
 
 from xds.cli.imaging import local_source
-from xds.cli.options import DatabaseUrl, DataDir, settings_from
+from xds.cli.options import (
+    ClientCa, ClientCert, ClientKey, DatabaseUrl, DataDir, Saml, credentials_from, settings_from,
+)
 
 __all__ = ["publish"]
 
@@ -20,13 +22,19 @@ def publish(
     ] = None,
     data_dir: DataDir = None,
     database_url: DatabaseUrl = None,
+    cert: ClientCert = None,
+    key: ClientKey = None,
+    ca: ClientCa = None,
+    saml: Saml = None,
 ) -> None:
     """Publish the manifest of STUDY now (an RPLC of the previous one when there is one)."""
     from xds.imaging.publish import PublishError, publish_study
 
+    credentials = credentials_from(cert, key, ca, saml)
     with local_source(settings_from(data_dir=data_dir, database_url=database_url)) as source:
         try:
-            result = publish_study(source, study, repository_url=repository_url)
+            result = publish_study(source, study, repository_url=repository_url,
+                                   credentials=credentials)
         except PublishError as exc:
             typer.echo(f"error: {exc}", err=True)
             raise typer.Exit(1) from None

@@ -6,11 +6,13 @@ import sys
 from collections.abc import Sequence
 from typing import Annotated
 
+import httpx
 import typer
 from lxml import etree
 from rich.console import Console
 from rich.table import Table
 
+from xds.cli.options import ClientCa, ClientCert, ClientKey, Saml, credentials_from
 from xds.clients.consumer import DocumentConsumer, RegistryFault, quote, quote_list
 from xds.ebrim.association import parse_association
 from xds.ebrim.documententry import parse_document_entry
@@ -18,6 +20,7 @@ from xds.ebrim.folder import parse_folder
 from xds.ebrim.rim import RIM
 from xds.ebrim.submissionset import parse_submission_set
 from xds.ebrim.vocabulary import FD, NS_RS, SS, ReturnType, Status, StoredQuery
+from xds.security.credentials import Credentials
 
 __all__ = ["app"]
 
@@ -38,14 +41,17 @@ def _statuses(values: Sequence[str] | None) -> str:
 
 
 def _run(url: str, query: StoredQuery, params: list[tuple[str, list[str]]], xml: bool,
-         object_ref: bool) -> None:
-    consumer = DocumentConsumer(url)
+         object_ref: bool, credentials: Credentials) -> None:
+    consumer = DocumentConsumer(url, credentials=credentials)
     try:
         response = consumer.stored_query(
             query, params, ReturnType.ObjectRef if object_ref else ReturnType.LeafClass)
     except RegistryFault as exc:
         typer.echo(f"SOAP fault: {exc}", err=True)
         raise typer.Exit(1) from exc
+    except httpx.HTTPError as exc:
+        typer.echo(f"ITI-18 to {url} failed: {exc}", err=True)
+        raise typer.Exit(1) from None
     if xml:
         typer.echo(etree.tostring(response, pretty_print=True, encoding="unicode"))
     else:
@@ -105,6 +111,7 @@ def find_documents(
     creation_from: Annotated[str | None, typer.Option(help="DTM, inclusive")] = None,
     creation_to: Annotated[str | None, typer.Option(help="DTM, exclusive")] = None,
     url: Url = _DEFAULT_URL, xml: AsXml = False, object_ref: ObjectRefs = False,
+    cert: ClientCert = None, key: ClientKey = None, ca: ClientCa = None, saml: Saml = None,
 ) -> None:
     """FindDocuments: a patient's DocumentEntries, narrowed by codes and times."""
     params = [("$XDSDocumentEntryPatientId", [quote(patient_id)]),
@@ -118,52 +125,61 @@ def find_documents(
         params.append(("$XDSDocumentEntryCreationTimeFrom", [creation_from]))
     if creation_to:
         params.append(("$XDSDocumentEntryCreationTimeTo", [creation_to]))
-    _run(url, StoredQuery.FindDocuments, params, xml, object_ref)
+    _run(url, StoredQuery.FindDocuments, params, xml, object_ref,
+         credentials_from(cert, key, ca, saml))
 
 
 @app.command("find-submission-sets")
 def find_submission_sets(
     patient_id: Annotated[str, typer.Argument(help="CX")],
     url: Url = _DEFAULT_URL, xml: AsXml = False, object_ref: ObjectRefs = False,
+    cert: ClientCert = None, key: ClientKey = None, ca: ClientCa = None, saml: Saml = None,
 ) -> None:
     """FindSubmissionSets: a patient's SubmissionSets."""
     params = [("$XDSSubmissionSetPatientId", [quote(patient_id)]),
               ("$XDSSubmissionSetStatus", [_statuses(None)])]
-    _run(url, StoredQuery.FindSubmissionSets, params, xml, object_ref)
+    _run(url, StoredQuery.FindSubmissionSets, params, xml, object_ref,
+         credentials_from(cert, key, ca, saml))
 
 
 @app.command("find-folders")
 def find_folders(
     patient_id: Annotated[str, typer.Argument(help="CX")], status: Statuses = None,
     url: Url = _DEFAULT_URL, xml: AsXml = False, object_ref: ObjectRefs = False,
+    cert: ClientCert = None, key: ClientKey = None, ca: ClientCa = None, saml: Saml = None,
 ) -> None:
     """FindFolders: a patient's Folders."""
     params = [("$XDSFolderPatientId", [quote(patient_id)]),
               ("$XDSFolderStatus", [_statuses(status)])]
-    _run(url, StoredQuery.FindFolders, params, xml, object_ref)
+    _run(url, StoredQuery.FindFolders, params, xml, object_ref,
+         credentials_from(cert, key, ca, saml))
 
 
 @app.command("get-all")
 def get_all(
     patient_id: Annotated[str, typer.Argument(help="CX")],
     url: Url = _DEFAULT_URL, xml: AsXml = False, object_ref: ObjectRefs = False,
+    cert: ClientCert = None, key: ClientKey = None, ca: ClientCa = None, saml: Saml = None,
 ) -> None:
     """GetAll: every SubmissionSet, DocumentEntry, Folder and Association of a patient."""
     both = _statuses(["Approved", "Deprecated"])
     params = [("$patientId", [quote(patient_id)]), ("$XDSDocumentEntryStatus", [both]),
               ("$XDSSubmissionSetStatus", [both]), ("$XDSFolderStatus", [both])]
-    _run(url, StoredQuery.GetAll, params, xml, object_ref)
+    _run(url, StoredQuery.GetAll, params, xml, object_ref,
+         credentials_from(cert, key, ca, saml))
 
 
 @app.command("get-documents")
 def get_documents(
     ids: Annotated[list[str], typer.Argument(help="entryUUIDs (urn:uuid:...) or uniqueIds")],
     url: Url = _DEFAULT_URL, xml: AsXml = False, object_ref: ObjectRefs = False,
+    cert: ClientCert = None, key: ClientKey = None, ca: ClientCa = None, saml: Saml = None,
 ) -> None:
     """GetDocuments: DocumentEntries by entryUUID or by uniqueId."""
     by_uuid = all(i.startswith("urn:uuid:") for i in ids)
     name = "$XDSDocumentEntryEntryUUID" if by_uuid else "$XDSDocumentEntryUniqueId"
-    _run(url, StoredQuery.GetDocuments, [(name, [quote_list(ids)])], xml, object_ref)
+    _run(url, StoredQuery.GetDocuments, [(name, [quote_list(ids)])], xml, object_ref,
+         credentials_from(cert, key, ca, saml))
 
 
 @app.command("run")
@@ -173,6 +189,7 @@ def run(
         "--param", "-p", help="NAME=VALUE, value encoded as on the wire, e.g. "
         "-p \"\\$XDSDocumentEntryPatientId='1^^^&1.2&ISO'\"; repeat a NAME for AND")] = None,
     url: Url = _DEFAULT_URL, xml: AsXml = False, object_ref: ObjectRefs = False,
+    cert: ClientCert = None, key: ClientKey = None, ca: ClientCa = None, saml: Saml = None,
 ) -> None:
     """Any stored query with raw parameters."""
     try:
@@ -188,4 +205,5 @@ def run(
             typer.echo(f"--param {item!r}: expected NAME=VALUE", err=True)
             raise typer.Exit(2)
         params.append((name if name.startswith("$") else "$" + name, [value]))
-    _run(url, query_id, params, xml, object_ref)
+    _run(url, query_id, params, xml, object_ref,
+         credentials_from(cert, key, ca, saml))

@@ -10,7 +10,7 @@ from typing import Annotated
 import httpx
 import typer
 
-from xds.cli.options import settings_from
+from xds.cli.options import ClientCa, ClientCert, ClientKey, Saml, credentials_from, settings_from
 from xds.cli.submit import REPOSITORY_URL, ShowProgress, Url, print_errors, transfer_progress
 from xds.clients.retrieve import DocumentRequest
 from xds.clients.retrieve import retrieve as retrieve_documents
@@ -32,11 +32,16 @@ def retrieve(
         "--home", help="homeCommunityId (urn:oid:...) of the documents, if they have one.")] = None,
     url: Url = REPOSITORY_URL,
     progress: ShowProgress = False,
+    cert: ClientCert = None,
+    key: ClientKey = None,
+    ca: ClientCa = None,
+    saml: Saml = None,
 ) -> None:
     """Retrieve Document Set (ITI-43): save each document, print its path, mimeType and size.
 
     Exits 1 unless every document came back; those that did are saved (PartialSuccess).
     """
+    credentials = credentials_from(cert, key, ca, saml)
     repository_id = repository or settings_from().repository_unique_id
     requests = [DocumentRequest(repository_id, uid, home) for uid in document]
     # A trailing separator says "directory" even before it exists (Path() would drop it).
@@ -44,7 +49,8 @@ def retrieve(
     try:
         with transfer_progress("ITI-43 download", progress or sys.stdout.isatty()) as show:
             response = retrieve_documents(
-                url, requests, [Path(out)] if as_file else Path(out), progress=show)
+                url, requests, [Path(out)] if as_file else Path(out), progress=show,
+                credentials=credentials)
     except (RepositoryFault, httpx.HTTPError, OSError) as exc:
         typer.echo(f"ITI-43 to {url} failed: {exc}", err=True)
         raise typer.Exit(1) from None

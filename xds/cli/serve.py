@@ -2,20 +2,29 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import multiprocessing
 import os
 import signal
 import socket
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 import uvicorn
+from starlette.applications import Starlette
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from xds.cli.options import DatabaseUrl, DataDir, settings_from
 from xds.config import Settings
+from xds.security.accept import tls_protocol_class
+from xds.security.tls import listener_context
 
 __all__ = ["serve"]
+
+#: Settings the workers of ``--workers N`` read from the environment they inherit.
+_PASSED_ON = ("tls_cert", "tls_key", "tls_ca", "tls_client_auth", "tls_legacy", "client_cert",
+              "client_key", "client_ca", "audit_url", "xua", "xua_idp_certs", "xua_audience")
 
 
 def serve(
@@ -44,6 +53,38 @@ def serve(
              "0 = only on 'xds publish' [0].")] = None,
     workers: Annotated[int, typer.Option(
         envvar="XDS_WORKERS", help="Worker processes; they share nothing but the store.")] = 1,
+    tls_cert: Annotated[str | None, typer.Option(
+        envvar="XDS_TLS_CERT", help="PEM certificate chain: turns TLS on for the HTTP, MLLP "
+                                    "and DICOM ports.")] = None,
+    tls_key: Annotated[str | None, typer.Option(
+        envvar="XDS_TLS_KEY", help="PEM private key of --tls-cert.")] = None,
+    tls_ca: Annotated[str | None, typer.Option(
+        envvar="XDS_TLS_CA", help="PEM bundle of the CAs client certificates must chain to.")] = None,
+    client_auth: Annotated[str | None, typer.Option(
+        envvar="XDS_TLS_CLIENT_AUTH",
+        help="Client certificates on the TLS ports: required, optional or none (default: required).")] = None,
+    tls_legacy: Annotated[bool | None, typer.Option(
+        "--tls-legacy", envvar="XDS_TLS_LEGACY",
+        help="Also offer TLS_RSA_WITH_AES_128_CBC_SHA for legacy ATNA peers.")] = None,
+    client_cert: Annotated[str | None, typer.Option(
+        envvar="XDS_CLIENT_CERT", help="PEM certificate this node presents to the servers it "
+                                       "calls (registry, PIX consumers, repository).")] = None,
+    client_key: Annotated[str | None, typer.Option(
+        envvar="XDS_CLIENT_KEY", help="PEM private key of --client-cert.")] = None,
+    client_ca: Annotated[str | None, typer.Option(
+        envvar="XDS_CLIENT_CA", help="PEM CA bundle servers are verified with "
+                                     "(default: --tls-ca).")] = None,
+    audit_url: Annotated[str | None, typer.Option(
+        envvar="XDS_AUDIT_URL", help="Audit Record Repository: syslog+tls://host:6514, "
+                                     "syslog+tcp://, syslog+udp:// (default: local only).")] = None,
+    xua: Annotated[str | None, typer.Option(
+        envvar="XDS_XUA",
+        help="XUA on the SOAP endpoints: required, optional or off (default: off).")] = None,
+    xua_idp_cert: Annotated[list[str] | None, typer.Option(
+        "--xua-idp-cert", help="PEM certificate of a trusted identity provider (repeatable; "
+                               "XDS_XUA_IDP_CERTS: comma-separated).")] = None,
+    xua_audience: Annotated[str | None, typer.Option(
+        envvar="XDS_XUA_AUDIENCE", help="Audience URI an assertion must name.")] = None,
 ) -> None:
     """Serve the Document Registry (ITI-42, ITI-18) at /xds/registry, the Document Repository
     (ITI-41, ITI-43) at /xds/repository, the PIX Manager (ITI-44/45 at /pix, ITI-8/9 on MLLP) and
@@ -55,11 +96,23 @@ def serve(
                              actors=actors, registry_url=registry_url,
                              repository_unique_id=repository_unique_id, mllp_port=mllp_port,
                              dicom_port=dicom_port, dicom_ae_title=dicom_ae_title,
-                             publish_quiet_seconds=publish_quiet_seconds)
+                             publish_quiet_seconds=publish_quiet_seconds, tls_cert=tls_cert,
+                             tls_key=tls_key, tls_ca=tls_ca, tls_client_auth=client_auth,
+                             tls_legacy=None if tls_legacy is None else
+                             ("yes" if tls_legacy else "no"),
+                             client_cert=client_cert, client_key=client_key,
+                             client_ca=client_ca, audit_url=audit_url, xua=xua,
+                             xua_idp_certs=",".join(xua_idp_cert) if xua_idp_cert else None,
+                             xua_audience=xua_audience)
     logging.basicConfig(level=settings.log_level.upper(),
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     database = settings.effective_database_url.split("@")[-1]
-    base = f"http://{settings.host}:{settings.port}"
+    try:
+        tls = listener_context(settings)  # a bad certificate stops us before anything starts
+    except (ValueError, OSError) as exc:
+        typer.echo(f"xds serve: TLS: {exc}", err=True)
+        raise typer.Exit(2) from None
+    base = f"{'https' if tls else 'http'}://{settings.host}:{settings.port}"
     served = [f"{name} at {base}/xds/{name}" for name in ("registry", "repository")
               if name in settings.actors]
     if "pix" in settings.actors:
@@ -69,8 +122,8 @@ def serve(
     typer.echo(f"xds: {', '.join(served)} (data in {settings.data_dir}, database {database}, "
                f"{workers} worker(s))")
     if workers <= 1:
-        uvicorn.run(build_app(settings), host=settings.host, port=settings.port,
-                    log_level=settings.log_level, proxy_headers=True)
+        uvicorn.Server(_config(build_app(settings), settings, host=settings.host,
+                               port=settings.port)).run()
         return
     # Migrate once here, so workers starting together do not race on the schema, then hand
     # the resolved settings to the workers through the environment they inherit.
@@ -84,7 +137,9 @@ def serve(
                        "XDS_MLLP_PORT": str(settings.mllp_port),
                        "XDS_DICOM_PORT": str(settings.dicom_port),
                        "XDS_DICOM_AE_TITLE": settings.dicom_ae_title,
-                       "XDS_PUBLISH_QUIET_SECONDS": str(settings.publish_quiet_seconds)})
+                       "XDS_PUBLISH_QUIET_SECONDS": str(settings.publish_quiet_seconds),
+                       **{"XDS_" + name.upper(): str(getattr(settings, name))
+                          for name in _PASSED_ON}})
     _run_workers(settings, workers)
 
 
@@ -120,6 +175,23 @@ def _run_workers(settings: Settings, workers: int) -> None:
 
 
 def _serve_socket(sock: socket.socket, log_level: str) -> None:
-    config = uvicorn.Config("xds.app:app_from_environment", factory=True, log_level=log_level,
-                            proxy_headers=True)
-    uvicorn.Server(config).run(sockets=[sock])
+    from xds.app import app_from_environment
+
+    settings = Settings.from_env(log_level=log_level)
+    uvicorn.Server(_config(app_from_environment(), settings)).run(sockets=[sock])
+
+
+def _config(app: Starlette, settings: Settings, **options: Any) -> uvicorn.Config:
+    """uvicorn's Config for ``app``; with TLS, the handshake runs in TlsAccept so that a
+    refused peer is logged and audited (uvicorn's own ``ssl=`` would hide it)."""
+    http: type[asyncio.Protocol] | str = "auto"
+    context = listener_context(settings)
+    if context is not None:
+        from xds.security.alerts import refusal_recorder
+        from xds.store.db import open_engine
+
+        http = tls_protocol_class(HttpToolsProtocol, context,
+                                  refusal_recorder(open_engine(settings), settings),
+                                  f"http:{settings.port}")
+    return uvicorn.Config(app, log_level=settings.log_level, proxy_headers=True, http=http,
+                          **options)

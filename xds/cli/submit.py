@@ -16,6 +16,7 @@ from rich.progress import (
 )
 
 from xds.clients import source
+from xds.cli.options import ClientCa, ClientCert, ClientKey, Saml, credentials_from
 from xds.clients.source import RepositoryFault, build_submission, parse_code, provide_and_register
 from xds.model.errors import RegistryError, Severity
 from xds.model.metadata import Author
@@ -92,11 +93,16 @@ def submit(
     ] = source.DEFAULT_SOURCE_ID,
     url: Url = REPOSITORY_URL,
     progress: ShowProgress = False,
+    cert: ClientCert = None,
+    key: ClientKey = None,
+    ca: ClientCa = None,
+    saml: Saml = None,
 ) -> None:
     """Provide and Register Document Set-b (ITI-41): build metadata for FILEs, send them (MTOM).
 
     Prints the SubmissionSet uniqueId and each document's uniqueId; exits 1 on Failure.
     """
+    credentials = credentials_from(cert, key, ca, saml)
     confidentiality = [_code("--confidentiality-code", c, source.CONFIDENTIALITY_CODE)
                        for c in confidentiality_code or []] or [source.CONFIDENTIALITY_CODE]
     try:
@@ -119,7 +125,8 @@ def submit(
         raise typer.BadParameter(str(exc)) from None
     try:
         with transfer_progress("ITI-41 upload", progress or sys.stdout.isatty()) as show:
-            response = provide_and_register(url, submission, files, progress=show)
+            response = provide_and_register(url, submission, files, progress=show,
+                                            credentials=credentials)
     except (RepositoryFault, httpx.HTTPError) as exc:
         typer.echo(f"ITI-41 to {url} failed: {exc}", err=True)
         raise typer.Exit(1) from None

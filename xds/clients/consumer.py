@@ -13,6 +13,7 @@ from zeep.plugins import Plugin
 from xds.config import WSDL_DIR
 from xds.actions import Action
 from xds.ebrim.vocabulary import NS_QUERY, NS_RIM, ReturnType
+from xds.security.credentials import NO_CREDENTIALS, Credentials
 from xds.soap.envelope import build_envelope
 from xds.soap.ns import SOAP12_ENV, WSA, WSA_ANONYMOUS
 from xds.soap.xmlparse import parse_xml
@@ -44,7 +45,8 @@ class _IheAddressing(Plugin):
 
 
 class DocumentConsumer:
-    """Sends ITI-18 stored queries to one registry endpoint.
+    """Sends ITI-18 stored queries to one registry endpoint, with ``credentials`` (TLS
+    client certificate and CAs, XUA assertion).
 
     >>> consumer = DocumentConsumer("http://127.0.0.1:8080/xds/registry")
     >>> response = consumer.stored_query(StoredQuery.FindDocuments, [
@@ -52,10 +54,14 @@ class DocumentConsumer:
     ...     ("$XDSDocumentEntryStatus", ["('urn:oasis:names:tc:ebxml-regrep:StatusType:Approved')"])])
     """
 
-    def __init__(self, endpoint: str, *, timeout: float = 60.0) -> None:
-        transport = zeep.Transport(timeout=timeout, operation_timeout=timeout)
-        self._client = zeep.Client(
-            str(REGISTRY_WSDL), transport=transport, plugins=[_IheAddressing()])
+    def __init__(self, endpoint: str, *, timeout: float = 60.0,
+                 credentials: Credentials = NO_CREDENTIALS) -> None:
+        self.endpoint = endpoint
+        self._timeout = timeout
+        self._credentials = credentials
+        # zeep writes the message from the WSDL; httpx sends it, with the TLS options of
+        # every other client (zeep's own transport is requests, which knows none of them).
+        self._client = zeep.Client(str(REGISTRY_WSDL), plugins=[_IheAddressing()])
         self._service = self._client.create_service(
             "{urn:ihe:iti:xds-b:2007}DocumentRegistry_Binding_Soap12", endpoint)
         self._rim = self._client.type_factory(NS_RIM)
@@ -75,17 +81,23 @@ class DocumentConsumer:
         slots = [self._rim.SlotType1(name=name, ValueList=self._rim.ValueListType(
                      _value_1=[{"Value": value} for value in values]))
                  for name, values in params]
-        with self._client.settings(raw_response=True):
-            http = self._service.DocumentRegistry_RegistryStoredQuery(
-                ResponseOption=self._query.ResponseOptionType(
-                    returnType=str(return_type), returnComposedObjects=True),
-                AdhocQuery=self._rim.AdhocQueryType(id=query_id, Slot=slots),
-            )
-        return _body(http.content)
+        envelope = self._client.create_message(
+            self._service, "DocumentRegistry_RegistryStoredQuery",
+            ResponseOption=self._query.ResponseOptionType(
+                returnType=str(return_type), returnComposedObjects=True),
+            AdhocQuery=self._rim.AdhocQueryType(id=query_id, Slot=slots))
+        envelope.find(f"{{{SOAP12_ENV}}}Header").extend(self._credentials.soap_headers())
+        response = httpx.post(
+            self.endpoint, content=etree.tostring(envelope, xml_declaration=True,
+                                                  encoding="UTF-8"),
+            headers={"Content-Type": "application/soap+xml; charset=UTF-8"},
+            timeout=self._timeout, verify=self._credentials.verify())
+        return _body(response.content)
 
 
 def multi_patient_query(endpoint: str, query_id: str, params: Sequence[tuple[str, Sequence[str]]],
-                        *, timeout: float = 60.0) -> etree._Element:
+                        *, timeout: float = 60.0,
+                        credentials: Credentials = NO_CREDENTIALS) -> etree._Element:
     """ITI-51 Multi-Patient Stored Query (``urn:ihe:iti:2009:MultiPatientStoredQuery``) at
     ``endpoint``, LeafClass; the ``query:AdhocQueryResponse`` element. The registry WSDL has no
     ITI-51 operation, so the request is built here. Raises RegistryFault, httpx.HTTPError."""
@@ -104,9 +116,9 @@ def multi_patient_query(endpoint: str, query_id: str, params: Sequence[tuple[str
     reply_to = etree.Element(f"{{{WSA}}}ReplyTo", nsmap={"wsa": WSA})
     etree.SubElement(reply_to, f"{{{WSA}}}Address").text = WSA_ANONYMOUS
     envelope = build_envelope(request, action=Action.MultiPatientStoredQuery,
-                              headers=[to, reply_to])
+                              headers=[to, reply_to, *credentials.soap_headers()])
     response = httpx.post(endpoint, content=envelope, timeout=timeout, headers={
-        "Content-Type": "application/soap+xml; charset=UTF-8"})
+        "Content-Type": "application/soap+xml; charset=UTF-8"}, verify=credentials.verify())
     return _body(response.content)
 
 

@@ -29,6 +29,7 @@ from xds.imaging.kos import parse_manifest
 from xds.imaging.rad68 import ACCESSION_TYPE, STUDY_UID_TYPE
 from xds.model.errors import ErrorCode, RegistryError
 from xds.model.metadata import DocumentEntry
+from xds.security.credentials import NO_CREDENTIALS, Credentials
 from xds.soap import build_envelope
 
 __all__ = [
@@ -57,7 +58,8 @@ class FetchResult:
 
 def find_manifests(registry_url: str, patient_id: str | None, *, study_uid: str | None = None,
                    accession: str | None = None,
-                   class_code: str = "IMAGES^^1.3.6.1.4.1.19376.1.2.6.1") -> list[DocumentEntry]:
+                   class_code: str = "IMAGES^^1.3.6.1.4.1.19376.1.2.6.1",
+                   credentials: Credentials = NO_CREDENTIALS) -> list[DocumentEntry]:
     """Approved KOS DocumentEntries of ``patient_id`` (ITI-18), of one study or accession when
     given (FindDocumentsByReferenceId). Without a patient id (a study or accession is then
     needed) ITI-51 FindDocumentsForMultiplePatients finds the KOS entries of ``class_code``
@@ -72,7 +74,8 @@ def find_manifests(registry_url: str, patient_id: str | None, *, study_uid: str 
             raise ValueError("a patient id, a study UID or an accession number is needed")
         params.append(("$XDSDocumentEntryClassCode", [quote_list([class_code])]))
         response = multi_patient_query(
-            registry_url, StoredQuery.FindDocumentsForMultiplePatients, params)
+            registry_url, StoredQuery.FindDocumentsForMultiplePatients, params,
+            credentials=credentials)
         return [e for e in _entries(response) if _refers_to(e, study_uid, accession)]
     params.insert(0, ("$XDSDocumentEntryPatientId", [quote(patient_id)]))
     query = StoredQuery.FindDocuments
@@ -81,10 +84,11 @@ def find_manifests(registry_url: str, patient_id: str | None, *, study_uid: str 
         refs = [f"{study_uid}^^^^{STUDY_UID_TYPE}"] if study_uid else [
             f"{accession}^^^^{ACCESSION_TYPE}"]
         params.append(("$XDSDocumentEntryReferenceIdList", [quote_list(refs)]))
-    entries = _entries(DocumentConsumer(registry_url).stored_query(query, params))
+    entries = _entries(DocumentConsumer(registry_url, credentials=credentials).stored_query(
+        query, params))
     if accession and not entries:
         # An accession with an issuer is registered as ACC^^^&OID&ISO^type: match on id and type.
-        entries = [e for e in find_manifests(registry_url, patient_id)
+        entries = [e for e in find_manifests(registry_url, patient_id, credentials=credentials)
                    if _refers_to(e, None, accession)]
     return entries
 
@@ -108,7 +112,8 @@ def _refers_to(entry: DocumentEntry, study_uid: str | None, accession: str | Non
 
 def retrieve_imaging_request(url: str, source_unique_id: str,
                              studies: Mapping[str, Mapping[str, Sequence[str]]],
-                             transfer_syntaxes: Sequence[str] = DEFAULT_SYNTAXES) -> bytes:
+                             transfer_syntaxes: Sequence[str] = DEFAULT_SYNTAXES,
+                             credentials: Credentials = NO_CREDENTIALS) -> bytes:
     """The RAD-69 envelope for ``studies`` (study UID -> series UID -> SOP Instance UIDs)."""
     body = etree.Element(_RAD + "RetrieveImagingDocumentSetRequest",
                          nsmap={"iherad": NS_RAD, "xdsb": NS_XDS})
@@ -124,14 +129,15 @@ def retrieve_imaging_request(url: str, source_unique_id: str,
     syntaxes = etree.SubElement(body, _RAD + "TransferSyntaxUIDList")
     for ts in transfer_syntaxes:
         etree.SubElement(syntaxes, _RAD + "TransferSyntaxUID").text = ts
-    return build_envelope(body, action=Action.RetrieveImagingDocumentSet, headers=_addressing(url))
+    return build_envelope(body, action=Action.RetrieveImagingDocumentSet,
+                          headers=_addressing(url) + credentials.soap_headers())
 
 
 def retrieve_instances(url: str, source_unique_id: str,
                        references: Sequence[tuple[str, str, str]], out_dir: Path, *,
                        transfer_syntaxes: Sequence[str] = DEFAULT_SYNTAXES,
-                       progress: Progress | None = None,
-                       timeout: float = 3600.0) -> RetrieveDocumentSetResponse:
+                       progress: Progress | None = None, timeout: float = 3600.0,
+                       credentials: Credentials = NO_CREDENTIALS) -> RetrieveDocumentSetResponse:
     """RAD-69 for ``references`` (study, series, SOP Instance UID) from the Imaging Document
     Source at ``url``; files ``out_dir/<study>/<series>/<sop>.dcm``. The ITI-43-shaped answer."""
     studies: dict[str, dict[str, list[str]]] = defaultdict(lambda: defaultdict(list))
@@ -139,9 +145,11 @@ def retrieve_instances(url: str, source_unique_id: str,
     for study, series, sop in references:
         studies[study][series].append(sop)
         targets[(source_unique_id, sop)] = out_dir / study / series / f"{sop}.dcm"
-    envelope = retrieve_imaging_request(url, source_unique_id, studies, transfer_syntaxes)
+    envelope = retrieve_imaging_request(url, source_unique_id, studies, transfer_syntaxes,
+                                        credentials)
     out_dir.mkdir(parents=True, exist_ok=True)
-    return asyncio.run(post_retrieve(url, envelope, targets, out_dir, progress, timeout))
+    return asyncio.run(post_retrieve(url, envelope, targets, out_dir, progress, timeout,
+                                     credentials.verify()))
 
 
 def fetch(registry_url: str, patient_id: str | None, out_dir: Path, *,
@@ -150,17 +158,19 @@ def fetch(registry_url: str, patient_id: str | None, out_dir: Path, *,
           transfer_syntaxes: Sequence[str] = DEFAULT_SYNTAXES,
           class_code: str = "IMAGES^^1.3.6.1.4.1.19376.1.2.6.1",
           progress: Progress | None = None,
-          on_manifest: Callable[[str, int], None] | None = None) -> FetchResult:
+          on_manifest: Callable[[str, int], None] | None = None,
+          credentials: Credentials = NO_CREDENTIALS) -> FetchResult:
     """The whole Imaging Document Consumer loop: ITI-18, ITI-43 per manifest, RAD-69 per source.
 
     ``sources`` maps an Imaging Document Source's repositoryUniqueId (the KOS
     RetrieveLocationUID) to its RAD-69 URL; ``repositories`` a Document Repository's
     repositoryUniqueId to its ITI-43 URL. References to an unknown source are listed in
-    ``missing``. Raises RegistryFault, RepositoryFault, httpx.HTTPError.
+    ``missing``. Every request carries ``credentials``. Raises RegistryFault, RepositoryFault,
+    httpx.HTTPError.
     """
     result = FetchResult()
     entries = find_manifests(registry_url, patient_id, study_uid=study_uid, accession=accession,
-                             class_code=class_code)
+                             class_code=class_code, credentials=credentials)
     with tempfile.TemporaryDirectory(prefix="xds-kos-") as tmp:
         for entry in entries:
             repository_url = repositories.get(entry.repository_unique_id or "")
@@ -171,7 +181,7 @@ def fetch(registry_url: str, patient_id: str | None, out_dir: Path, *,
                 continue
             kos_path = Path(tmp) / f"{len(result.manifests)}.dcm"
             answer = retrieve(repository_url, [(entry.repository_unique_id or "", entry.unique_id,
-                                                None)], [kos_path])
+                                                None)], [kos_path], credentials=credentials)
             result.errors.extend(answer.errors)
             if answer.status == ResponseStatus.Failure or not kos_path.exists():
                 continue
@@ -192,7 +202,8 @@ def fetch(registry_url: str, patient_id: str | None, out_dir: Path, *,
                     result.missing.extend(sop for _, _, sop in refs)
                     continue
                 got = retrieve_instances(url, location, refs, out_dir,
-                                         transfer_syntaxes=transfer_syntaxes, progress=progress)
+                                         transfer_syntaxes=transfer_syntaxes, progress=progress,
+                                         credentials=credentials)
                 result.errors.extend(got.errors)
                 for doc in got.documents:
                     result.files.append(doc.path)

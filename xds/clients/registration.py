@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import ssl
+
 import httpx
 
 from xds.actions import Action
@@ -20,11 +22,15 @@ _RS = f"{{{NS_RS}}}"
 
 
 class RemoteRegistry:
-    """Registers SubmitObjectsRequests at ``url`` (ITI-42) and reads back the RegistryResponse."""
+    """Registers SubmitObjectsRequests at ``url`` (ITI-42) and reads back the RegistryResponse.
 
-    def __init__(self, url: str, *, timeout: float = 120.0) -> None:
+    ``verify`` is httpx's: for an https URL, the client context that checks the registry and
+    presents this node's certificate (``xds.security.tls.outbound_verify``)."""
+
+    def __init__(self, url: str, *, timeout: float = 120.0,
+                 verify: ssl.SSLContext | bool = True) -> None:
         self.url = url
-        self._http = httpx.Client(timeout=timeout)
+        self._http = httpx.Client(timeout=timeout, verify=verify)
 
     def __call__(self, submit_objects_request: Element) -> list[RegistryError]:
         """Warnings of a Success; XdsError with the registry's errors otherwise.

@@ -9,6 +9,7 @@ import mimetypes
 import os
 import re
 import shutil
+import ssl
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
 from functools import cache
@@ -30,7 +31,8 @@ from xds.ebrim.vocabulary import NS_RS, NS_XDS, ResponseStatus
 from xds.model.errors import RegistryError
 from xds.soap import Attachment, MtomMessage, SoapFault, decode_inline, encode_mtom, resolve_xop
 from xds.soap.mtom import parse_content_type
-from xds.soap.ns import WSA
+from xds.security.credentials import NO_CREDENTIALS, Credentials
+from xds.soap.ns import SOAP12_ENV, WSA
 
 __all__ = [
     "DocumentRequest", "DocumentResponse", "RetrieveDocumentSetResponse", "REPOSITORY_WSDL",
@@ -81,7 +83,8 @@ def _zeep_client() -> zeep.Client:
         str(REPOSITORY_WSDL), plugins=[_IheAddressing()])
 
 
-def retrieve_request(url: str, requests: Sequence[DocumentRequest]) -> bytes:
+def retrieve_request(url: str, requests: Sequence[DocumentRequest],
+                     credentials: Credentials = NO_CREDENTIALS) -> bytes:
     """The ITI-43 envelope, serialised by zeep from the official repository WSDL.
 
     zeep writes Action, MessageID and To (from the WSDL's address, corrected to ``url`` here);
@@ -96,6 +99,9 @@ def retrieve_request(url: str, requests: Sequence[DocumentRequest]) -> bytes:
     to = envelope.find(f".//{{{WSA}}}To")
     if to is not None:
         to.text = url
+    header = envelope.find(f"{{{SOAP12_ENV}}}Header")
+    if header is not None:
+        header.extend(credentials.soap_headers())
     result: bytes = etree.tostring(envelope, xml_declaration=True, encoding="UTF-8")
     return result
 
@@ -107,8 +113,10 @@ def retrieve(
     *,
     progress: Progress | None = None,
     timeout: float = 600.0,
+    credentials: Credentials = NO_CREDENTIALS,
 ) -> RetrieveDocumentSetResponse:
-    """Send ITI-43 to the repository at ``url`` and save every document it returns.
+    """Send ITI-43 to the repository at ``url`` and save every document it returns, with
+    ``credentials`` (TLS client certificate and CAs, XUA assertion).
 
     ``requests`` are (repositoryUniqueId, documentUniqueId, homeCommunityId or None). ``out`` is
     a directory (files named ``<documentUniqueId><extension of the mimeType>``) or one path
@@ -135,16 +143,18 @@ def retrieve(
                    for r, p in zip(wanted, out, strict=True)}
         spool_dir = out[0].parent
         spool_dir.mkdir(parents=True, exist_ok=True)
-    envelope = retrieve_request(url, wanted)
-    return asyncio.run(post_retrieve(url, envelope, targets, spool_dir, progress, timeout))
+    envelope = retrieve_request(url, wanted, credentials)
+    return asyncio.run(post_retrieve(url, envelope, targets, spool_dir, progress, timeout,
+                                     credentials.verify()))
 
 
 async def post_retrieve(url: str, envelope: bytes, targets: dict[tuple[str, str], Path] | Path,
-                    spool_dir: Path, progress: Progress | None,
-                    timeout: float) -> RetrieveDocumentSetResponse:
+                    spool_dir: Path, progress: Progress | None, timeout: float,
+                    verify: ssl.SSLContext | bool = True) -> RetrieveDocumentSetResponse:
     # App. V.8: request and response share the encoding, so the request is MTOM (root only).
     stream = encode_mtom(envelope)
-    async with httpx.AsyncClient(timeout=httpx.Timeout(timeout, connect=30.0)) as client:
+    async with httpx.AsyncClient(timeout=httpx.Timeout(timeout, connect=30.0),
+                                 verify=verify) as client:
         async with client.stream("POST", url, content=stream.aiter_bytes(),
                                  headers=stream.headers) as response:
             content_type = response.headers.get("content-type", "")

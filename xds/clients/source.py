@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import mimetypes
+import ssl
 import tempfile
 import uuid
 from collections.abc import AsyncIterator, Callable, Sequence
@@ -25,6 +26,7 @@ from xds.ebrim.vocabulary import (
 from xds.model.errors import RegistryError
 from xds.model.metadata import Association, Author, DocumentEntry, Submission, SubmissionSet
 from xds.model.values import CX, Code, LocalizedString
+from xds.security.credentials import NO_CREDENTIALS, Credentials
 from xds.soap import (
     MtomMessage, MtomStream, SoapFault, build_envelope, encode_mtom, file_attachment, new_content_id,
     parse_envelope, parse_xml, read_multipart, xop_include,
@@ -186,7 +188,8 @@ def _addressing(url: str) -> list[Element]:
 
 
 def provide_and_register_request(
-    url: str, submission: Submission, files: Sequence[Path]
+    url: str, submission: Submission, files: Sequence[Path],
+    credentials: Credentials = NO_CREDENTIALS,
 ) -> MtomStream:
     """The ITI-41 message for ``submission``: ``files[i]`` is the content of
     ``submission.document_entries[i]``, each an MTOM part read from disk when it is sent.
@@ -206,8 +209,8 @@ def provide_and_register_request(
         etree.SubElement(body, _XDS + "Document", id=de.entry_uuid).append(xop_include(content_id))
         attachments.append(file_attachment(
             path, content_id, de.mime_type or "application/octet-stream"))
-    envelope = build_envelope(
-        body, action=Action.ProvideAndRegisterDocumentSet_b, headers=_addressing(url))
+    envelope = build_envelope(body, action=Action.ProvideAndRegisterDocumentSet_b,
+                              headers=_addressing(url) + credentials.soap_headers())
     return encode_mtom(envelope, attachments)
 
 
@@ -218,8 +221,11 @@ def provide_and_register(
     *,
     progress: Progress | None = None,
     timeout: float = 600.0,
+    credentials: Credentials = NO_CREDENTIALS,
 ) -> RegistryResponse:
     """Send ITI-41 to the repository at ``url`` and return its RegistryResponse.
+
+    ``credentials``: the TLS client certificate and CAs for an https URL, the XUA assertion.
 
     ``files`` pair with ``submission.document_entries`` by position; they stream from disk with
     a Content-Length, so memory does not grow with their size. ``progress`` sees the request
@@ -229,8 +235,8 @@ def provide_and_register(
     >>> sub = build_submission([Path("report.pdf")], "42^^^&1.3.6.1.4.1.21367.13.20.1000&ISO")
     >>> provide_and_register("http://127.0.0.1:8080/xds/repository", sub, [Path("report.pdf")])
     """
-    stream = provide_and_register_request(url, submission, files)
-    body = asyncio.run(_exchange(url, stream, progress, timeout))
+    stream = provide_and_register_request(url, submission, files, credentials)
+    body = asyncio.run(_exchange(url, stream, progress, timeout, credentials.verify()))
     if body.tag != _RS + "RegistryResponse":
         raise RepositoryFault(f"expected rs:RegistryResponse, got {body.tag}")
     return registry_response_of(body)
@@ -247,8 +253,9 @@ def registry_response_of(el: Element) -> RegistryResponse:
 
 
 async def _exchange(url: str, stream: MtomStream, progress: Progress | None,
-                    timeout: float) -> Element:
-    async with httpx.AsyncClient(timeout=httpx.Timeout(timeout, connect=30.0)) as client:
+                    timeout: float, verify: ssl.SSLContext | bool) -> Element:
+    async with httpx.AsyncClient(timeout=httpx.Timeout(timeout, connect=30.0),
+                                 verify=verify) as client:
         response = await client.post(url, content=_counted(stream, progress),
                                      headers=stream.headers)
     # The ITI-41 answer is a small MTOM message without attachments: its root is all we need.

@@ -9,6 +9,7 @@ chunk.
 from __future__ import annotations
 
 import logging
+import ssl
 from collections.abc import Iterator, Sequence
 from typing import Any
 
@@ -37,11 +38,14 @@ class ArchiveError(RuntimeError):
 
 
 class DicomwebArchive:
-    """A DICOMweb origin server at ``base_url`` (e.g. ``http://127.0.0.1:8042/dicom-web``)."""
+    """A DICOMweb origin server at ``base_url`` (e.g. ``http://127.0.0.1:8042/dicom-web``);
+    ``verify`` is httpx's (the client TLS context for an https archive)."""
 
-    def __init__(self, base_url: str, timeout: float = 60.0) -> None:
+    def __init__(self, base_url: str, timeout: float = 60.0,
+                 verify: ssl.SSLContext | bool = True) -> None:
         self.base_url = base_url.rstrip("/")
-        self._client = httpx.Client(timeout=timeout, limits=httpx.Limits(max_connections=16))
+        self._client = httpx.Client(timeout=timeout, limits=httpx.Limits(max_connections=16),
+                                    verify=verify)
 
     def close(self) -> None:
         """Close the connections to the archive."""

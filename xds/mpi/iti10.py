@@ -11,6 +11,7 @@ from xds.config import Settings
 from xds.hl7 import DEFAULT_CONTEXT, build_msh, decode, encode, format_cx, segment, segments, value
 from xds.mpi.model import Person
 from xds.model.values import now_dtm
+from xds.security.credentials import Credentials
 
 __all__ = ["build_iti10", "send_iti10", "NotificationRefused", "SEND_TIMEOUT"]
 
@@ -40,18 +41,22 @@ def build_iti10(person: Person, *, receiving_application: str = "",
 
 
 async def send_iti10(url: str, person: Person, settings: Settings) -> None:
-    """Send ITI-10 for ``person`` to ``mllp://host[:port]`` and wait for its ACK.
+    """Send ITI-10 for ``person`` to ``mllp://host[:port]`` (``mllps://``: over TLS, with this
+    node's client certificate, the consumer verified against ``client_ca``/``tls_ca``) and wait
+    for its ACK.
 
     Raises NotificationRefused unless MSA-1 is AA (or CA), OSError/TimeoutError when the
     consumer cannot be reached in SEND_TIMEOUT seconds.
     """
     target = urlsplit(url)
-    if target.scheme != "mllp" or not target.hostname:
-        raise ValueError(f"not an mllp://host:port URL: {url}")
+    if target.scheme not in ("mllp", "mllps") or not target.hostname:
+        raise ValueError(f"not an mllp://host:port or mllps:// URL: {url}")
+    tls = Credentials.of_settings(settings).tls_context() if target.scheme == "mllps" else None
     text = build_iti10(person)
     async with asyncio.timeout(SEND_TIMEOUT):
-        reader, writer = await hl7.mllp.open_hl7_connection(target.hostname,
-                                                            target.port or _DEFAULT_PORT)
+        reader, writer = await hl7.mllp.open_hl7_connection(
+            target.hostname, target.port or _DEFAULT_PORT, ssl=tls,
+            server_hostname=target.hostname if tls else None)
         try:
             writer.writeblock(encode(text, "UNICODE UTF-8" if not text.isascii() else ""))
             await writer.drain()

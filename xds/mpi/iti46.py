@@ -21,6 +21,7 @@ from xds.hl7v3 import (
 )
 from xds.mpi.iti45 import add_registration_event
 from xds.mpi.model import Person
+from xds.security.credentials import Credentials
 from xds.soap import build_envelope
 from xds.soap.ns import SOAP12_ENV, WSA, WSA_ANONYMOUS, qname
 from xds.soap.xmlparse import XmlError, parse_xml
@@ -64,7 +65,8 @@ async def send_iti46(url: str, person: Person, settings: Settings, *, timeout: f
                      ) -> None:
     """POST the update notification of ``person`` to the PIX Consumer at ``url`` (SOAP 1.2,
     WS-Addressing action ``urn:hl7-org:v3:PRPA_IN201302UV02``). Returns once it answered AA;
-    raises Iti46Error otherwise (transport error, fault, other answer, AE/AR).
+    raises Iti46Error otherwise (transport error, fault, other answer, AE/AR). An https URL
+    is called with this node's client certificate (``settings.client_*``).
 
     >>> await send_iti46("http://consumer.example/pix", index.person(pid), settings)
     """
@@ -73,7 +75,8 @@ async def send_iti46(url: str, person: Person, settings: Settings, *, timeout: f
     envelope = build_envelope(message, action=_ACTION, headers=_addressing(url))
     headers = {"Content-Type": f'application/soap+xml; charset=UTF-8; action="{_ACTION}"'}
     try:
-        async with httpx.AsyncClient(timeout=timeout) as client:
+        async with httpx.AsyncClient(
+                timeout=timeout, verify=Credentials.of_settings(settings).verify()) as client:
             response = await client.post(url, content=envelope, headers=headers)
     except httpx.HTTPError as exc:
         raise Iti46Error(f"ITI-46 to {url} failed: {exc!r}") from exc

@@ -10,7 +10,10 @@ from __future__ import annotations
 
 import ssl
 
-__all__ = ["ATNA_CIPHERS", "LEGACY_CIPHERS", "CLIENT_AUTH", "server_context", "client_context"]
+from xds.config import Settings
+
+__all__ = ["ATNA_CIPHERS", "LEGACY_CIPHERS", "CLIENT_AUTH", "server_context", "client_context",
+           "httpx_verify", "listener_context"]
 
 #: ECDHE key exchange with AES-GCM (TLS 1.2); TLS 1.3 suites are all AEAD and always on.
 ATNA_CIPHERS = "ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:" \
@@ -59,3 +62,23 @@ def client_context(ca: str = "", cert: str = "", key: str = "",
     if cert:
         context.load_cert_chain(cert, key or None)
     return context
+
+
+def httpx_verify(ca: str = "", cert: str = "", key: str = "",
+                 legacy: bool = False) -> ssl.SSLContext | bool:
+    """httpx's ``verify=`` for these client options: ``True`` (httpx's own defaults) when none
+    is given, else ``client_context``."""
+    if not (ca or cert):
+        return True
+    return client_context(ca, cert, key, legacy)
+
+
+def listener_context(settings: Settings) -> ssl.SSLContext | None:
+    """The server context of ``settings`` (``tls_*``), or None when TLS is off (no
+    ``tls_cert``)."""
+    if not settings.tls_cert:
+        return None
+    return server_context(settings.tls_cert, settings.tls_key or settings.tls_cert,
+                          settings.tls_ca, settings.tls_client_auth,
+                          settings.tls_legacy == "yes")
+
