@@ -7,8 +7,9 @@ import errno
 
 import logging
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from lxml import etree
 from starlette.concurrency import run_in_threadpool
@@ -16,21 +17,29 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import PlainTextResponse, Response, StreamingResponse
 from starlette.types import Receive, Scope, Send
 
+from ..audit.events import REQUEST, RequestInfo, Requestor
 from ..config import WSDL_DIR
 from .envelope import build_envelope, parse_envelope
 from .faults import SoapFault, build_fault
 from .mtom import MtomMessage, parse_content_type, read_multipart
 from .mtom_encode import OutgoingAttachment, encode_mtom
+from .ns import WSA_ANONYMOUS, WSA, WSSE
 from .spool import Attachment
 from .wsa import WSA_HEADERS, Addressing, action_not_supported, parse_addressing
 from .wsdl import render_wsdl, request_origin
 from .xmlparse import XmlError, parse_xml, parse_xml_chunks
+
+if TYPE_CHECKING:
+    from ..security.xua import XuaPolicy
 
 __all__ = ["Operation", "SoapEndpoint", "SoapRequest", "SoapResponse", "SOAP_CONTENT_TYPE"]
 
 logger = logging.getLogger("xds.soap")
 
 SOAP_CONTENT_TYPE = "application/soap+xml; charset=UTF-8"
+
+_SECURITY = f"{{{WSSE}}}Security"
+_NO_REPLY_ADDRESS = frozenset({WSA_ANONYMOUS, WSA + "/none"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,7 +84,9 @@ class SoapEndpoint:
     ``operations`` maps request wsa:Action to ``Operation``. ``service_path`` is the URL path the
     endpoint is mounted at (for the WSDL address); ``wsdl_url_path`` is where ``wsdl_files_app``
     is mounted. ``understood_headers`` are the Clark names of header blocks processed upstream
-    of the handlers (WS-Addressing by default; add wsse:Security when XUA checks it).
+    of the handlers (WS-Addressing by default). With ``xua`` the XUA policy checks the
+    assertion in wsse:Security (understood then, even when the policy is "off") before dispatch.
+    Each request runs with ``xds.audit.events.REQUEST`` set: peer, endpoint URL, requestor.
     """
 
     def __init__(
@@ -90,6 +101,7 @@ class SoapEndpoint:
         public_url: str = "",
         wsdl_url_path: str = "/wsdl",
         wsdl_dir: Path = WSDL_DIR,
+        xua: XuaPolicy | None = None,
     ) -> None:
         self.operations = dict(operations)
         self.wsdl = wsdl
@@ -97,6 +109,9 @@ class SoapEndpoint:
         self.max_envelope_bytes = max_envelope_bytes
         self.spool_dir = spool_dir
         self.understood_headers = understood_headers | WSA_HEADERS
+        if xua is not None:
+            self.understood_headers |= {_SECURITY}
+        self.xua = xua
         self.public_url = public_url
         self.wsdl_url_path = wsdl_url_path.rstrip("/")
         self.wsdl_dir = wsdl_dir.resolve()
@@ -137,9 +152,11 @@ class SoapEndpoint:
 
     async def _post(self, request: Request) -> Response:
         received: list[MtomMessage] = []
+        token = REQUEST.set(None)
         try:
             return await self._answer(request, received)
         finally:
+            REQUEST.reset(token)
             # Whatever the handler did not move out of the spool is deleted once it returns.
             for message in received:
                 message.close()
@@ -153,6 +170,13 @@ class SoapEndpoint:
             envelope = parse_envelope(root, understood=self.understood_headers)
             addressing = parse_addressing(envelope.headers)
             relates_to = addressing.message_id
+            info = RequestInfo(client=request.client.host if request.client else "",
+                               endpoint=self._url(request),
+                               client_endpoint=_reply_address(addressing.reply_to))
+            REQUEST.set(info)
+            if self.xua is not None:
+                requestor = await self._authenticate(self.xua, envelope.headers, info)
+                REQUEST.set(replace(info, requestor=requestor))
             operation = self.operations.get(addressing.action)
             if operation is None:
                 raise action_not_supported(addressing.action)
@@ -182,6 +206,15 @@ class SoapEndpoint:
             logger.exception("SOAP endpoint failure")
             internal = SoapFault("Receiver", "internal error")
             return _soap_response(build_fault(internal, relates_to), internal.http_status, mtom, [])
+
+    def _url(self, request: Request) -> str:
+        return request_origin(request.scope, self.public_url) + self.service_path
+
+    async def _authenticate(self, xua: XuaPolicy, headers: tuple[etree._Element, ...],
+                            info: RequestInfo) -> Requestor | None:
+        # Signature checks and the replay cache's database round trip stay off the event loop.
+        return await run_in_threadpool(xua.authenticate, headers, peer=info.client,
+                                       endpoint=info.endpoint)
 
     async def _read(self, request: Request, received: list[MtomMessage]) -> etree._Element:
         content_type = request.headers.get("content-type", "")
@@ -247,6 +280,10 @@ def _soap_response(
 
 def _peer(request: Request) -> str:
     return request.client.host if request.client else "?"
+
+
+def _reply_address(address: str | None) -> str:
+    return "" if not address or address in _NO_REPLY_ADDRESS else address
 
 
 _NO_SPACE = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG})

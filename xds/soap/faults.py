@@ -8,7 +8,7 @@ from typing import Literal
 from lxml import etree
 
 from ._build import serialize, skeleton
-from .ns import SOAP12_ENV, WSA, WSA_FAULT_ACTION, WSA_SOAP_FAULT_ACTION, XML, qname
+from .ns import SOAP12_ENV, WSA, WSA_FAULT_ACTION, WSA_SOAP_FAULT_ACTION, WSSE, XML, qname
 
 __all__ = ["FaultCode", "SoapFault", "build_fault"]
 
@@ -25,6 +25,10 @@ _STATUS: dict[str, int] = {
     "DataEncodingUnknown": 400,
     "Receiver": 500,
 }
+
+
+#: Conventional prefixes of well-known subcode namespaces (any other gets "sc").
+_PREFIXES = {WSA: "wsa", WSSE: "wsse"}
 
 
 class SoapFault(Exception):
@@ -87,7 +91,7 @@ def build_fault(fault: SoapFault, relates_to: str | None = None) -> bytes:
     etree.SubElement(code_el, qname(SOAP12_ENV, "Value")).text = "env:" + fault.code
     if fault.subcode is not None:
         ns, local = _split(fault.subcode)
-        prefix = "wsa" if ns == WSA else "sc"
+        prefix = _PREFIXES.get(ns, "sc")
         sub = etree.SubElement(code_el, qname(SOAP12_ENV, "Subcode"))
         value = etree.SubElement(
             sub, qname(SOAP12_ENV, "Value"), nsmap={prefix: ns} if ns else None

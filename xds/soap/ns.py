@@ -6,6 +6,7 @@ __all__ = [
     "SOAP11_ENV",
     "SOAP12_ENV",
     "WSA",
+    "WSSE",
     "WSA_ANONYMOUS",
     "WSA_FAULT_ACTION",
     "WSA_SOAP_FAULT_ACTION",
@@ -22,6 +23,8 @@ __all__ = [
 SOAP12_ENV = "http://www.w3.org/2003/05/soap-envelope"
 SOAP11_ENV = "http://schemas.xmlsoap.org/soap/envelope/"
 WSA = "http://www.w3.org/2005/08/addressing"
+#: WS-Security 1.0 secext (wsse:Security header, fault subcodes of SOAP Message Security §12).
+WSSE = "http://docs.oasis-open.org/wss/2004/01/oasis-200401-wss-wssecurity-secext-1.0.xsd"
 XOP = "http://www.w3.org/2004/08/xop/include"
 XMIME = "http://www.w3.org/2005/05/xmlmime"
 XML = "http://www.w3.org/XML/1998/namespace"
