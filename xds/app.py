@@ -32,6 +32,10 @@ from xds.registry.iti42 import register_document_set
 from xds.registry.service import registry_operations
 from xds.repository.context import Register, Repository
 from xds.repository.service import repository_operations
+from xds.security.alerts import refusal_recorder
+from xds.security.credentials import Credentials
+from xds.security.tls import listener_context
+from xds.security.xua import XuaPolicy
 from xds.soap import Operation, SoapEndpoint, wsdl_files_app
 from xds.store.blobs import FileBlobStore
 from xds.store.db import migrate, open_engine
@@ -57,6 +61,7 @@ def build_app(settings: Settings) -> Starlette:
     /xds/repository (registering in-process, or at ``settings.registry_url`` when set).
     """
     engine = open_engine(settings)
+    xua = XuaPolicy.from_settings(settings, engine)
     settings.spool_dir.mkdir(parents=True, exist_ok=True)
     actors = {a.strip() for a in settings.actors.split(",") if a.strip()}
     unknown = actors - {"registry", "repository", "pix", "imaging"}
@@ -68,12 +73,13 @@ def build_app(settings: Settings) -> Starlette:
     repository: Repository | None = None
     if "registry" in actors:
         routes.append(Route(REGISTRY_PATH, _endpoint(
-            settings, registry_operations(registry), "XDS.b_DocumentRegistry.wsdl", REGISTRY_PATH),
-            methods=["GET", "POST"]))
+            settings, xua, registry_operations(registry), "XDS.b_DocumentRegistry.wsdl",
+            REGISTRY_PATH), methods=["GET", "POST"]))
     if "repository" in actors:
         register: Register
         if settings.registry_url:
-            register = RemoteRegistry(settings.registry_url)
+            register = RemoteRegistry(settings.registry_url,
+                                      verify=Credentials.of_settings(settings).verify())
         elif "registry" in actors:
             register = partial(register_document_set, registry)
         else:
@@ -81,14 +87,17 @@ def build_app(settings: Settings) -> Starlette:
         repository = Repository(engine=engine, blobs=FileBlobStore(settings.blob_dir),
                                 settings=settings, register=register)
         routes.append(Route(REPOSITORY_PATH, _endpoint(
-            settings, repository_operations(repository), "XDS.b_DocumentRepository.wsdl",
+            settings, xua, repository_operations(repository), "XDS.b_DocumentRepository.wsdl",
             REPOSITORY_PATH), methods=["GET", "POST"]))
 
     @asynccontextmanager
     async def lifespan(_app: Starlette) -> AsyncIterator[None]:
+        from xds.audit.sender import audit_running
+
         migrate(engine)
         log.info("registry database ready at %s", engine.url.render_as_string(hide_password=True))
-        async with _pix_listeners(index, settings), _imaging_listeners(imaging, settings):
+        async with audit_running(engine, settings), _pix_listeners(index, settings), \
+                _imaging_listeners(imaging, settings):
             yield
         engine.dispose()
 
@@ -96,13 +105,13 @@ def build_app(settings: Settings) -> Starlette:
     if "pix" in actors:
         index = PatientIndex(engine, settings)
         routes.append(Route(PIX_PATH, _endpoint(
-            settings, pix_operations(index, settings), "PIXManager.wsdl", PIX_PATH),
+            settings, xua, pix_operations(index, settings), "PIXManager.wsdl", PIX_PATH),
             methods=["GET", "POST"]))
     imaging: ImagingSource | None = None
     if "imaging" in actors:
         imaging = imaging_source(engine, settings)
         routes.append(Route(IMAGING_PATH, _endpoint(
-            settings, imaging_operations(imaging), "XDS-I.b_ImagingDocumentSource.wsdl",
+            settings, xua, imaging_operations(imaging), "XDS-I.b_ImagingDocumentSource.wsdl",
             IMAGING_PATH), methods=["GET", "POST"]))
         routes.append(Route(WADO_PATH, wado_app(imaging), methods=["GET", "HEAD"]))
         routes.append(Mount(DICOMWEB_PATH, app=dicomweb_app(imaging)))
@@ -116,8 +125,9 @@ def build_app(settings: Settings) -> Starlette:
 def imaging_source(engine: Engine, settings: Settings) -> ImagingSource:
     """The Imaging Document Source of ``settings``: the blob store, and the external archive
     when ``dicomweb_archive_url`` is set."""
-    archive = DicomwebArchive(settings.dicomweb_archive_url) if settings.dicomweb_archive_url \
-        else None
+    archive = DicomwebArchive(settings.dicomweb_archive_url,
+                              verify=Credentials.of_settings(settings).verify()) \
+        if settings.dicomweb_archive_url else None
     return ImagingSource(engine=engine, blobs=FileBlobStore(settings.blob_dir),
                          settings=settings, archive=archive)
 
@@ -132,7 +142,9 @@ async def _imaging_listeners(source: ImagingSource | None,
     scp = None
     if settings.dicom_port > 0:
         try:
-            scp = await asyncio.to_thread(start_storage_scp, source)
+            scp = await asyncio.to_thread(
+                start_storage_scp, source, ssl_context=listener_context(settings),
+                on_refused=refusal_recorder(source.engine, settings))
             log.info("DICOM SCP %s on %s:%d", settings.dicom_ae_title, settings.host,
                      settings.dicom_port)
         except OSError as exc:
@@ -157,7 +169,9 @@ async def _pix_listeners(index: PatientIndex | None, settings: Settings) -> Asyn
     server = None
     if settings.mllp_port > 0:
         try:
-            server = await start_mllp_server(index, settings)
+            server = await start_mllp_server(
+                index, settings, ssl_context=listener_context(settings),
+                on_refused=refusal_recorder(index.engine, settings))
             log.info("PIX Manager MLLP on %s:%d", settings.host, settings.mllp_port)
         except OSError as exc:
             # Another worker of this server, or another program, holds the port: the SOAP
@@ -175,12 +189,12 @@ async def _pix_listeners(index: PatientIndex | None, settings: Settings) -> Asyn
             await server.wait_closed()
 
 
-def _endpoint(settings: Settings, operations: dict[str, Operation], wsdl: str,
+def _endpoint(settings: Settings, xua: XuaPolicy, operations: dict[str, Operation], wsdl: str,
               path: str) -> SoapEndpoint:
     return SoapEndpoint(
         operations, wsdl=WSDL_DIR / "iti" / "wsdl" / wsdl, service_path=path,
         max_envelope_bytes=settings.max_envelope_bytes, spool_dir=settings.spool_dir,
-        public_url=settings.public_url)
+        public_url=settings.public_url, xua=xua)
 
 
 def app_from_environment() -> Starlette:

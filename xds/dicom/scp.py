@@ -19,6 +19,7 @@ C-STORE statuses:
 from __future__ import annotations
 
 import logging
+import ssl
 import tempfile
 import threading
 from pathlib import Path
@@ -36,10 +37,17 @@ from pynetdicom.events import Event, EventHandlerType
 from pynetdicom.sop_class import Verification  # type: ignore[attr-defined]
 from pynetdicom.transport import ThreadedAssociationServer
 
+from xds.audit.events import Outcome, RequestInfo
+from xds.audit.imaging_events import InstanceRef, stored_event
+from xds.audit.transactions import record_after, with_request
 from xds.dicom.part10 import NotDicomError, read_header
+from xds.dicom.tls_server import start_tls_server
 from xds.imaging.context import ImagingSource
 from xds.imaging.intake import store_file
+from xds.mpi.model import PatientIdentifier
+from xds.security.accept import OnRefused
 from xds.store.blobs import StoreFull
+from xds.store.instances import Instance
 
 __all__ = ["StorageScp", "start_storage_scp", "TRANSFER_SYNTAXES"]
 
@@ -85,8 +93,12 @@ class StorageScp:
         _SPOOLS.pop(self.ae, None)
 
 
-def start_storage_scp(source: ImagingSource) -> StorageScp:
-    """Listen for C-STORE and C-ECHO on (host, dicom_port); raises OSError if the port is taken."""
+def start_storage_scp(source: ImagingSource, *, ssl_context: ssl.SSLContext | None = None,
+                      on_refused: OnRefused | None = None) -> StorageScp:
+    """Listen for C-STORE and C-ECHO on (host, dicom_port); raises OSError if the port is taken.
+
+    With ``ssl_context`` every association starts with a TLS handshake (DICOM TLS); a refused
+    one is logged and passed to ``on_refused``."""
     settings = source.settings
     ae = AE(ae_title=settings.dicom_ae_title)
     ae.require_called_aet = True
@@ -100,8 +112,12 @@ def start_storage_scp(source: ImagingSource) -> StorageScp:
     handlers: list[EventHandlerType] = [(evt.EVT_C_STORE, _on_store, [source]),
                                         (evt.EVT_CONN_CLOSE, _on_close)]
     try:
-        server = cast(ThreadedAssociationServer, ae.start_server(
-            (settings.host, settings.dicom_port), block=False, evt_handlers=handlers))
+        address = (settings.host, settings.dicom_port)
+        if ssl_context is None:
+            server = cast(ThreadedAssociationServer, ae.start_server(
+                address, block=False, evt_handlers=handlers))
+        else:
+            server = start_tls_server(ae, address, ssl_context, on_refused, handlers)
     except BaseException:
         _SPOOLS.pop(ae, None)
         raise
@@ -109,6 +125,39 @@ def start_storage_scp(source: ImagingSource) -> StorageScp:
 
 
 def _on_store(event: Event, source: ImagingSource) -> int | Dataset:
+    """Store one received instance and audit it (Instances Transferred C, from the calling AE)."""
+    stored: list[Instance] = []
+    status = _store(event, source, stored)
+    try:
+        _audit(event, source, stored, status)
+    except Exception:  # auditing never changes the C-STORE status
+        log.exception("C-STORE audit failed")
+    return status
+
+
+def _audit(event: Event, source: ImagingSource, stored: list[Instance],
+           status: int | Dataset) -> None:
+    request = cast(C_STORE, event.request)
+    settings = source.settings
+    calling = event.assoc.requestor
+    info = RequestInfo(client=str(calling.address),
+                       endpoint=f"dicom://{settings.host}:{settings.dicom_port}",
+                       client_endpoint=str(calling.ae_title).strip())
+    if stored:
+        i = stored[0]
+        patient = PatientIdentifier(i.patient_issuer, i.patient_id).cx if i.patient_id else ""
+        ref = InstanceRef(i.study_instance_uid, i.series_instance_uid, i.sop_instance_uid,
+                          patient, source.unique_id)
+    else:
+        ref = InstanceRef("", sop_uid=str(request.AffectedSOPInstanceUID or ""))
+    failed = isinstance(status, Dataset)
+    outcome = Outcome.SERIOUS_FAILURE if failed else Outcome.SUCCESS
+    text = str(getattr(status, "ErrorComment", "")) if failed else ""
+    record_after(source.engine, settings, with_request(info, lambda: stored_event(
+        settings, ref, outcome, description=text)))
+
+
+def _store(event: Event, source: ImagingSource, stored: list[Instance]) -> int | Dataset:
     path = Path(event.dataset_path)
     request = cast(C_STORE, event.request)
     try:
@@ -117,7 +166,7 @@ def _on_store(event: Event, source: ImagingSource) -> int | Dataset:
                                   ("SOPClassUID", request.AffectedSOPClassUID)):
             if header.uid(keyword) != str(expected):
                 return _failure(0xA900, f"{keyword} {header.uid(keyword)} is not {expected}")
-        store_file(source, path, move=True)
+        stored.append(store_file(source, path, move=True))
         return 0x0000
     except NotDicomError as exc:
         # read_header's message for a missing or malformed UID; anything else is undecodable.

@@ -13,6 +13,7 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Mount, Route
 
 from xds.fhir import endpoint, imagingstudy, iti65, iti66, iti67, iti68, patient, pixm
+from xds.fhir.audit import BUNDLE_STATE, auditor
 from xds.fhir.capability import capability_statement
 from xds.fhir.context import FHIR_PATH, FhirContext
 from xds.fhir.errors import FhirError, Issue, not_found
@@ -90,21 +91,24 @@ def fhir_app(ctx: FhirContext) -> Starlette:
         check_content_type(request)
         body = await read_body(request, ctx.settings.max_envelope_bytes)
         bundle = parse_resource(body, "Bundle")
+        setattr(request.state, BUNDLE_STATE, bundle)
         status, answer = await run_in_threadpool(iti65.provide_bundle, ctx, bundle)
         return fhir_response(answer, status)
 
     async def unknown(request: Request) -> Response:
         raise not_found(f"no FHIR interaction at {request.url.path}")
 
+    bundle_audit, search_audit = auditor(ctx, "bundle"), auditor(ctx, "search")
     routes = [
         Route("/metadata", fhir_endpoint(metadata), methods=["GET"]),
-        Route("/", fhir_endpoint(post_transaction), methods=["POST"]),
-        Route(FHIR_PATH, fhir_endpoint(post_transaction), methods=["POST"]),
-        Route("/Patient/$ihe-pix", fhir_endpoint(pixm.handler(ctx)), methods=["GET"]),
+        Route("/", fhir_endpoint(post_transaction, audit=bundle_audit), methods=["POST"]),
+        Route(FHIR_PATH, fhir_endpoint(post_transaction, audit=bundle_audit), methods=["POST"]),
+        Route("/Patient/$ihe-pix", fhir_endpoint(pixm.handler(ctx), audit=auditor(ctx, "pixm")),
+              methods=["GET"]),
         *iti68.routes(ctx),
-        Route("/{type}", fhir_endpoint(search), methods=["GET"]),
-        Route("/{type}/_search", fhir_endpoint(search), methods=["POST"]),
-        Route("/{type}/{id}", fhir_endpoint(read), methods=["GET"]),
+        Route("/{type}", fhir_endpoint(search, audit=search_audit), methods=["GET"]),
+        Route("/{type}/_search", fhir_endpoint(search, audit=search_audit), methods=["POST"]),
+        Route("/{type}/{id}", fhir_endpoint(read, audit=auditor(ctx, "read")), methods=["GET"]),
         Route("/{path:path}", fhir_endpoint(unknown), methods=["GET", "POST", "PUT", "DELETE"]),
     ]
     return Starlette(routes=routes)

@@ -9,9 +9,12 @@ from dataclasses import dataclass, field
 from functools import wraps
 from typing import Any
 
+from starlette.concurrency import run_in_threadpool
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 
+from xds.audit.events import REQUEST
+from xds.audit.transactions import rest_request
 from xds.fhir.context import FhirContext
 from xds.fhir.errors import FhirError, Issue, outcome
 from xds.fhir.resources import check_format, fhir_response
@@ -53,12 +56,30 @@ class ResourceType:
         return self.spec.resource_type
 
 
-def fhir_endpoint(handler: Handler, *, negotiate: bool = True) -> Handler:
+def fhir_endpoint(handler: Handler, *, negotiate: bool = True,
+                  audit: Callable[[Request, int], None] | None = None) -> Handler:
     """``handler`` behind the error boundary: FhirError becomes its OperationOutcome, anything
-    else a logged 500 OperationOutcome without internals; the format is checked first."""
+    else a logged 500 OperationOutcome without internals; the format is checked first.
+
+    The handler runs with ``xds.audit.events.REQUEST`` set (client address, URL called);
+    ``audit`` (a worker thread) is then given the request and the answer's status."""
 
     @wraps(handler)
     async def endpoint(request: Request) -> Response:
+        token = REQUEST.set(rest_request(request.client.host if request.client else "",
+                                         str(request.url.replace(query=""))))
+        try:
+            response = await _answer(request)
+            if audit is not None:
+                try:
+                    await run_in_threadpool(audit, request, response.status_code)
+                except Exception:  # never the request's failure
+                    log.exception("FHIR audit of %s failed", request.url.path)
+            return response
+        finally:
+            REQUEST.reset(token)
+
+    async def _answer(request: Request) -> Response:
         try:
             if negotiate:
                 check_format(request)

@@ -20,6 +20,7 @@ from sqlalchemy import select
 from xds.ebrim.vocabulary import Status
 from xds.fhir.context import FhirContext
 from xds.fhir.errors import FhirError, Issue, not_found
+from xds.fhir.audit import auditor
 from xds.fhir.interactions import ResourceType, fhir_endpoint
 from xds.fhir.iti67 import check_id
 from xds.fhir.search import SearchSpec
@@ -96,4 +97,5 @@ def routes(ctx: FhirContext) -> list[BaseRoute]:
         return StreamingResponse(blobs.open(stored.sha256), media_type=mime_type,
                                  headers={"Content-Length": str(stored.size)})
 
-    return [Route("/Binary/{id}", fhir_endpoint(binary, negotiate=False), methods=["GET"])]
+    return [Route("/Binary/{id}", fhir_endpoint(binary, negotiate=False,
+                                                audit=auditor(ctx, "binary")), methods=["GET"])]

@@ -34,11 +34,14 @@ from starlette.responses import PlainTextResponse, Response, StreamingResponse
 from starlette.routing import Route
 from starlette.types import ASGIApp
 
+from xds.audit.imaging_events import InstanceRef, transferred_events
+from xds.audit.transactions import record_after, rest_request, with_request
 from xds.dicom.part10 import NotDicomError, read_header
 from xds.dicom.uids import DICOM_MIME, EXPLICIT_LE
 from xds.imaging.archive import ArchiveError, DicomwebArchive
 from xds.imaging.content import ANY_SYNTAX, instance_content
 from xds.imaging.context import Content, ImagingSource
+from xds.mpi.model import PatientIdentifier
 from xds.soap.mtom import parse_content_type
 from xds.soap import coalesce
 from xds.store.blobs import FileBlobStore
@@ -127,9 +130,10 @@ class _Dicomweb:
         return [found]
 
     def _contents(self, instances: Sequence[Instance],
-                  syntaxes: list[str]) -> tuple[list[Content], int]:
-        """The Content of each instance that can be sent, and how many cannot."""
+                  syntaxes: list[str]) -> tuple[list[Content], list[Instance]]:
+        """The Content of each instance that can be sent, and the instances that cannot."""
         contents: list[Content] = []
+        left_out: list[Instance] = []
         for instance in instances:
             try:
                 content = instance_content(self.source, instance, syntaxes)
@@ -138,7 +142,31 @@ class _Dicomweb:
                 content = None
             if content is not None:
                 contents.append(content)
-        return contents, len(instances) - len(contents)
+            else:
+                left_out.append(instance)
+        return contents, left_out
+
+    def _audit(self, request: Request, sent: Sequence[Instance], left_out: Sequence[Instance],
+               status: int) -> None:
+        """RAD-107 Instances Transferred: what was sent, and what was asked for but not."""
+        if request.method != "GET":
+            return
+        path = request.path_params
+        asked = [] if sent or left_out else [InstanceRef(
+            path["study"], path.get("series", ""), path.get("sop", ""),
+            repository_id=self.source.unique_id)]
+        info = rest_request(request.client.host if request.client else "",
+                            str(request.url.replace(query="")))
+        settings = self.source.settings
+        record_after(self.source.engine, settings, with_request(info, lambda: transferred_events(
+            settings, "RAD-107", [self._ref(i) for i in sent],
+            [self._ref(i) for i in left_out] + asked, description=f"HTTP {status}")))
+
+    def _ref(self, instance: Instance) -> InstanceRef:
+        patient = PatientIdentifier(instance.patient_issuer, instance.patient_id).cx \
+            if instance.patient_id else ""
+        return InstanceRef(instance.study_instance_uid, instance.series_instance_uid,
+                           instance.sop_instance_uid, patient, self.source.unique_id)
 
     async def retrieve(self, request: Request) -> Response:
         syntaxes = retrieve_syntaxes(request.headers.get("accept"))
@@ -146,8 +174,13 @@ class _Dicomweb:
             return plain_text(406, 'this service sends multipart/related; type="application/dicom"')
         instances = await run_in_threadpool(self._instances, request)
         if not instances:
+            await run_in_threadpool(self._audit, request, [], [], 404)
             return plain_text(404, "no such study, series or instance")
         contents, left_out = await run_in_threadpool(self._contents, instances, syntaxes)
+        unsent = {id(i) for i in left_out}
+        sent = [i for i in instances if id(i) not in unsent]
+        await run_in_threadpool(self._audit, request, sent, left_out,
+                                206 if left_out and contents else 200 if contents else 406)
         if not contents:
             return plain_text(406, f"no instance can be sent in transfer syntax {', '.join(syntaxes)}")
         boundary = uuid.uuid4().hex

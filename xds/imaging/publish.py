@@ -6,9 +6,13 @@ from __future__ import annotations
 import logging
 import os
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from xds.audit.events import AuditEvent, Outcome
+from xds.audit.imaging_events import publish_event
+from xds.audit.transactions import record_after, record_in
 from xds.clients.source import provide_and_register
 from xds.dicom.part10 import to_part10
 from xds.imaging.archive import ArchiveError, index_archive_study
@@ -16,6 +20,7 @@ from xds.imaging.context import ImagingSource
 from xds.imaging.kos import build_manifest
 from xds.imaging.rad68 import PublishError, manifest_submission, resolve_patient
 from xds.model.values import now_dtm
+from xds.security.credentials import Credentials
 from xds.store.db import read_connection, write_transaction
 from xds.store.instances import (
     Instance, record_publication, record_publish_error, study_instances, study_state,
@@ -49,9 +54,11 @@ def repository_url_of(source: ImagingSource, repository_url: str | None = None) 
         source.settings.base_url + "/xds/repository"
 
 
-def publish_study(source: ImagingSource, study_uid: str, *,
-                  repository_url: str | None = None) -> PublishResult:
+def publish_study(source: ImagingSource, study_uid: str, *, repository_url: str | None = None,
+                  credentials: Credentials | None = None) -> PublishResult:
     """Publish (or replace) the manifest of ``study_uid`` unless it is up to date.
+
+    RAD-68 carries ``credentials`` (default: this node's client certificate, from settings).
 
     With an external archive configured, its instances of the study are indexed first.
     Raises PublishError when the study has no instances (nothing is sent), when the patient has
@@ -79,7 +86,8 @@ def publish_study(source: ImagingSource, study_uid: str, *,
                              len(items), up_to_date=True)
     try:
         return _publish(source, study_uid, state.revision, state.kos_entry_uuid, items,
-                        repository_url_of(source, repository_url))
+                        repository_url_of(source, repository_url),
+                        credentials or Credentials.of_settings(source.settings))
     except PublishError as exc:
         _record_error(source, study_uid, str(exc))
         raise
@@ -90,7 +98,7 @@ def publish_study(source: ImagingSource, study_uid: str, *,
 
 
 def _publish(source: ImagingSource, study_uid: str, revision: int, replaces: str | None,
-             items: list[Instance], url: str) -> PublishResult:
+             items: list[Instance], url: str, credentials: Credentials) -> PublishResult:
     patient_cx = resolve_patient(source, items[0])
     manifest = build_manifest(source, study_uid, items)
     submission = manifest_submission(source, manifest, items, patient_cx,
@@ -100,20 +108,33 @@ def _publish(source: ImagingSource, study_uid: str, revision: int, replaces: str
     spool.mkdir(parents=True, exist_ok=True)
     fd, name = tempfile.mkstemp(prefix="kos-", suffix=".dcm", dir=spool)
     path = Path(name)
+    settings = source.settings
+    set_uid = submission.submission_set.unique_id or ""
+
+    def audit(outcome: Outcome, text: str = "") -> Callable[[], AuditEvent]:
+        return lambda: publish_event(settings, url, patient_cx, set_uid, outcome,
+                                     description=text)
+
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(to_part10(manifest))
-        response = provide_and_register(url, submission, [path])
+        response = provide_and_register(url, submission, [path], credentials=credentials)
+    except Exception as exc:
+        record_after(source.engine, settings, audit(Outcome.MAJOR_FAILURE,
+                                                    f"{type(exc).__name__}: {exc}"))
+        raise
     finally:
         path.unlink(missing_ok=True)
     if not response.success:
         codes = ", ".join(f"{e.code}: {e.context}" for e in response.errors) or "no error given"
+        record_after(source.engine, settings, audit(Outcome.SERIOUS_FAILURE, codes))
         raise PublishError(f"the repository refused the manifest of study {study_uid} "
                            f"({response.status.name}): {codes}")
     kos_uid = str(manifest.SOPInstanceUID)
     with write_transaction(source.engine) as conn:
         record_publication(conn, study_uid, revision=revision, kos_uid=kos_uid,
                            entry_uuid=entry.entry_uuid, published=now_dtm(), patient_cx=patient_cx)
+        record_in(conn, settings, audit(Outcome.SUCCESS))
     log.info("published manifest %s of study %s (%d instances%s)", kos_uid, study_uid, len(items),
              f", replacing {replaces}" if replaces else "")
     return PublishResult(study_uid, kos_uid, entry.entry_uuid, len(items), replaces)

@@ -23,6 +23,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 
+from xds.audit.imaging_events import InstanceRef, transferred_events
+from xds.audit.transactions import record_after
 from xds.dicom.uids import DICOM_MIME
 from xds.ebrim.rim import Element
 from xds.ebrim.vocabulary import NS_RAD, NS_XDS
@@ -32,7 +34,8 @@ from xds.model.errors import ErrorCode, RegistryError, XdsError
 from xds.soap import OutgoingAttachment, SoapResponse, new_content_id
 from xds.repository.iti43 import document_response, retrieve_response
 from xds.store.db import read_connection
-from xds.store.instances import find_instances
+from xds.mpi.model import PatientIdentifier
+from xds.store.instances import Instance, find_instances
 
 __all__ = ["retrieve_imaging_document_set"]
 
@@ -57,7 +60,11 @@ def retrieve_imaging_document_set(source: ImagingSource, body: Element) -> SoapR
     Status Success, PartialSuccess or Failure as for ITI-43. Raises XdsError for a malformed
     request.
     """
-    requests, syntaxes = _parse(body)
+    try:
+        requests, syntaxes = _parse(body)
+    except XdsError as exc:
+        _audit(source, [], [], exc.errors)
+        raise
     ours = [r for r in requests if r.repository_unique_id == source.unique_id]
     with read_connection(source.engine) as conn:
         found = find_instances(conn, [r.sop_instance_uid for r in ours])
@@ -100,7 +107,26 @@ def retrieve_imaging_document_set(source: ImagingSource, body: Element) -> SoapR
             content_id=content_id, content_type=DICOM_MIME, size=content.size,
             open=content.open))
     log.info("RAD-69 %d requested, %d returned", len(requests), len(responses))
+    failed = {e.location for e in errors}
+    refs = [(req.sop_instance_uid in failed, _ref(req, found.get(req.sop_instance_uid)))
+            for req in requests]
+    _audit(source, [r for bad, r in refs if not bad], [r for bad, r in refs if bad], errors)
     return SoapResponse(body=retrieve_response(errors, responses), attachments=attachments)
+
+
+def _ref(req: _Request, instance: Instance | None) -> InstanceRef:
+    patient = "" if instance is None or not instance.patient_id else \
+        PatientIdentifier(instance.patient_issuer, instance.patient_id).cx
+    return InstanceRef(req.study_uid, req.series_uid, req.sop_instance_uid, patient,
+                       req.repository_unique_id, req.home_community_id or "")
+
+
+def _audit(source: ImagingSource, delivered: list[InstanceRef], failed: list[InstanceRef],
+           errors: list[RegistryError]) -> None:
+    """DICOM Instances Transferred: the delivered instances, and those not (RAD-69 server)."""
+    text = "; ".join(f"{e.code} {e.context}" for e in errors)[:1000]
+    record_after(source.engine, source.settings, lambda: transferred_events(
+        source.settings, "RAD-69", delivered, failed, description=text))
 
 
 def _malformed(context: str) -> XdsError:

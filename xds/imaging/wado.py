@@ -25,12 +25,15 @@ from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from xds.audit.imaging_events import InstanceRef, transferred_events
+from xds.audit.transactions import record_after, rest_request, with_request
 from xds.dicom.uids import DICOM_MIME, EXPLICIT_LE
 from xds.imaging.content import ANY_SYNTAX, instance_content
 from xds.imaging.context import Content, ImagingSource
 from xds.imaging.dicomweb import accepts, plain_text
 from xds.store.db import read_connection
-from xds.store.instances import find_instance
+from xds.mpi.model import PatientIdentifier
+from xds.store.instances import Instance, find_instance
 
 __all__ = ["wado_app"]
 
@@ -49,6 +52,28 @@ class _WadoEndpoint:
         await response(scope, receive, send)
 
     async def respond(self, request: Request) -> Response:
+        """The answer to one request; a GET is audited (RAD-55, Instances Transferred)."""
+        found: list[Instance | None] = [None]
+        response = await self._respond(request, found)
+        if request.method == "GET":
+            await run_in_threadpool(self._audit, request, response.status_code, found[0])
+        return response
+
+    def _audit(self, request: Request, status: int, instance: Instance | None) -> None:
+        q = request.query_params
+        uids = [(q.get(name) or "").strip() for name in ("studyUID", "seriesUID", "objectUID")]
+        patient = "" if instance is None or not instance.patient_id else \
+            PatientIdentifier(instance.patient_issuer, instance.patient_id).cx
+        ref = [InstanceRef(uids[0], uids[1], uids[2], patient, self.source.unique_id)] \
+            if uids[2] else []
+        info = rest_request(request.client.host if request.client else "",
+                            str(request.url.replace(query="")))
+        settings = self.source.settings
+        record_after(self.source.engine, settings, with_request(info, lambda: transferred_events(
+            settings, "RAD-55", ref if status == 200 else [], [] if status == 200 else ref,
+            description=f"HTTP {status}")))
+
+    async def _respond(self, request: Request, found_instance: list[Instance | None]) -> Response:
         q = request.query_params
         if q.get("requestType") != "WADO":
             return plain_text(400, "requestType must be WADO")
@@ -65,8 +90,8 @@ class _WadoEndpoint:
             return plain_text(406, "the Accept header does not allow application/dicom")
         syntax = (q.get("transferSyntax") or "").strip() or None
         try:
-            found = await run_in_threadpool(self._content, uids["studyUID"], uids["seriesUID"],
-                                            uids["objectUID"], syntax)
+            found_instance[0], found = await run_in_threadpool(
+                self._content, uids["studyUID"], uids["seriesUID"], uids["objectUID"], syntax)
         except FileNotFoundError as exc:
             log.warning("WADO: %s", exc)
             return plain_text(404, "the object is no longer available")
@@ -82,21 +107,22 @@ class _WadoEndpoint:
         return StreamingResponse(found.open(), headers=headers)
 
     def _content(self, study_uid: str, series_uid: str, sop_uid: str,
-                 syntax: str | None) -> Content | str | None:
-        """The Content to send; None when unknown or misplaced; a message when no syntax fits."""
+                 syntax: str | None) -> tuple[Instance | None, Content | str | None]:
+        """The instance found, and the Content to send: None when unknown or misplaced; a
+        message when no syntax fits."""
         with read_connection(self.source.engine) as conn:
             instance = find_instance(conn, sop_uid)
         if instance is None or not instance.in_series(study_uid, series_uid):
-            return None
+            return instance, None
         if syntax is not None:
             content = instance_content(self.source, instance, [syntax])
-            return content if content is not None else (
+            return instance, content if content is not None else (
                 f"{sop_uid} (stored as {instance.transfer_syntax_uid}) cannot be sent in "
                 f"transfer syntax {syntax}")
         content = instance_content(self.source, instance, [EXPLICIT_LE])
         if content is None:
             content = instance_content(self.source, instance, [ANY_SYNTAX])
-        return content if content is not None else f"{sop_uid} cannot be sent"
+        return instance, content if content is not None else f"{sop_uid} cannot be sent"
 
 
 def wado_app(source: ImagingSource) -> ASGIApp:

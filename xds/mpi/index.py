@@ -22,7 +22,10 @@ from xds.store.patients import ensure_patient, merge_patient
 from xds.store.tables import mpi_event, mpi_identifier, mpi_notification, mpi_person
 from xds.model.values import now_dtm
 
-__all__ = ["PatientIndex"]
+__all__ = ["PatientIndex", "Audit"]
+
+#: Records the audit event of a change, given the change's connection and the person after it.
+Audit = Callable[[Connection, Person], None]
 
 log = logging.getLogger("xds.mpi")
 _ATTEMPTS = 3
@@ -39,6 +42,7 @@ class PatientIndex:
 
     def __init__(self, engine: Engine, settings: Settings) -> None:
         self.engine = engine
+        self.settings = settings
         self.affinity_domain = settings.affinity_domain
         self.domains = {d.strip() for d in settings.pix_domains.split(",") if d.strip()}
         self.assign_ids = settings.pix_assign_ids.strip().lower() in ("yes", "true", "1", "on")
@@ -49,8 +53,12 @@ class PatientIndex:
 
     # -- feeds ----------------------------------------------------------------------------------
 
-    def feed(self, identifiers: Sequence[PatientIdentifier], demographics: Demographics) -> Person:
+    def feed(self, identifiers: Sequence[PatientIdentifier], demographics: Demographics, *,
+             audit: Audit | None = None) -> Person:
         """Create or update a patient (A01/A04/A05/A08, PRPA_IN201301/201302UV02).
+
+        ``audit`` is called with the connection and the person inside the write transaction
+        (the audit record commits with the change).
 
         Raises MpiError: MissingIdentifier, UnknownDomain (``positions`` = the refused ones),
         UnknownIdentifier for an identifier merged away, Conflict when the identifiers belong to
@@ -63,11 +71,12 @@ class PatientIndex:
             raise MpiError(MpiErrorKind.UnknownDomain, "assigning authority "
                            f"{identifiers[refused[0]].domain} is not accepted", refused)
         return self._retry(lambda conn: self._feed(conn, list(dict.fromkeys(identifiers)),
-                                                    demographics))
+                                                    demographics), audit)
 
     def merge(self, surviving: PatientIdentifier, subsumed: PatientIdentifier,
-              demographics: Demographics | None = None) -> Person:
-        """Merge ``subsumed`` into ``surviving`` (A40, PRPA_IN201304UV02).
+              demographics: Demographics | None = None, *, audit: Audit | None = None) -> Person:
+        """Merge ``subsumed`` into ``surviving`` (A40, PRPA_IN201304UV02); ``audit`` as for
+        ``feed``.
 
         Raises MpiError InvalidMerge (same id, other domains, circular, already merged
         elsewhere), UnknownDomain, UnknownIdentifier (``subsumed`` never fed).
@@ -80,7 +89,7 @@ class PatientIndex:
             raise MpiError(MpiErrorKind.UnknownDomain,
                            f"assigning authority {surviving.domain} is not accepted", (0,))
         return self._retry(lambda conn: self._merge(conn, surviving, subsumed,
-                                                     demographics or Demographics()))
+                                                     demographics or Demographics()), audit)
 
     def accepts(self, domain: str) -> bool:
         """True when feeds from ``domain`` are taken."""
@@ -136,11 +145,13 @@ class PatientIndex:
 
     # -- internals -------------------------------------------------------------------------------
 
-    def _retry(self, work: Callable[[Connection], Person]) -> Person:
+    def _retry(self, work: Callable[[Connection], Person], audit: Audit | None = None) -> Person:
         for attempt in range(1, _ATTEMPTS + 1):
             try:
                 with write_transaction(self.engine) as conn:
                     person = work(conn)
+                    if audit is not None:
+                        audit(conn, person)
                 break
             except IntegrityError:
                 # A concurrent feed created the same identifier first; again, now seeing it.

@@ -9,7 +9,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from lxml import etree
+from sqlalchemy import Connection
 
+from xds.audit.events import Action, AuditEvent, Outcome
+from xds.audit.pix_events import feed_event, merge_events
+from xds.audit.transactions import record_after, record_in
 from xds.hl7v3 import (
     ACK_DETAIL_CODE_SYSTEM,
     HL7_ERROR_CODE_SYSTEM,
@@ -31,7 +35,7 @@ from xds.hl7v3 import (
     validate,
 )
 from xds.mpi.index import PatientIndex
-from xds.mpi.model import Demographics, MpiError, MpiErrorKind, PatientIdentifier
+from xds.mpi.model import Demographics, MpiError, MpiErrorKind, PatientIdentifier, Person
 
 __all__ = ["FEED_INTERACTIONS", "MPI_ERROR_CODES", "patient_identity_feed", "mpi_error_detail",
            "read_demographics"]
@@ -84,16 +88,43 @@ def patient_identity_feed(index: PatientIndex, message: etree._Element, interact
     issues = validate(message, interaction)
     if issues:
         log.info("%s refused, not schema-valid: %s", interaction, issues[0].message)
+        _audit_failure(index, message, interaction, issues[0].message)
         return ack(AcknowledgementType.AE, syntax_details(issues))
     try:
         if interaction == Interaction.PRPA_IN201304UV02:
             _merge(index, message)
         else:
-            _feed(index, message)
+            _feed(index, message, interaction)
     except _Refused as refused:
         log.info("%s refused: %s", interaction, refused)
+        _audit_failure(index, message, interaction, str(refused))
         return ack(AcknowledgementType.AE, refused.details)
+    except Exception as exc:
+        _audit_failure(index, message, interaction, type(exc).__name__, Outcome.MAJOR_FAILURE)
+        raise
     return ack(AcknowledgementType.AA)
+
+
+def _cx_list(elements: Sequence[etree._Element]) -> list[str]:
+    found = [read_ii(el) for el in elements]
+    return [PatientIdentifier(ii.root, ii.extension).cx for ii in found
+            if ii.root is not None and ii.extension is not None]
+
+
+def _audit_failure(index: PatientIndex, message: etree._Element, interaction: str, text: str,
+                   outcome: Outcome = Outcome.SERIOUS_FAILURE) -> None:
+    settings = index.settings
+
+    def build() -> list[AuditEvent]:
+        patients = _cx_list(find_all(message, _EVENT + "/subject1/patient/id"))
+        if interaction == Interaction.PRPA_IN201304UV02:
+            prior = _cx_list(find_all(message, _EVENT + "/" + _PRIOR_ID))
+            return merge_events(settings, "ITI-44", patients[0] if patients else "",
+                                prior[0] if prior else "", outcome, description=text)
+        action = Action.CREATE if interaction == Interaction.PRPA_IN201301UV02 else Action.UPDATE
+        return [feed_event(settings, "ITI-44", action, patients, outcome, description=text)]
+
+    record_after(index.engine, settings, build)
 
 
 def mpi_error_detail(error: MpiError, location: str | None) -> AckDetail:
@@ -102,13 +133,20 @@ def mpi_error_detail(error: MpiError, location: str | None) -> AckDetail:
                      text=error.text, location=location)
 
 
-def _feed(index: PatientIndex, message: etree._Element) -> None:
+def _feed(index: PatientIndex, message: etree._Element, interaction: str) -> None:
     patient = _patient(message)
     ids = [_identifier(el, message) for el in find_all(patient, "id")]
     for other in find_all(patient, "patientPerson/asOtherIDs"):
         ids += [_identifier(el, message) for el in find_all(other, "id")]
+    settings = index.settings
+    action = Action.CREATE if interaction == Interaction.PRPA_IN201301UV02 else Action.UPDATE
+
+    def audit(conn: Connection, _person: Person) -> None:
+        record_in(conn, settings, lambda: feed_event(
+            settings, "ITI-44", action, [i.identifier.cx for i in ids], Outcome.SUCCESS))
+
     try:
-        index.feed([i.identifier for i in ids], read_demographics(patient))
+        index.feed([i.identifier for i in ids], read_demographics(patient), audit=audit)
     except MpiError as exc:
         where = [ids[p].location for p in exc.positions if p < len(ids)]
         raise _Refused(*[mpi_error_detail(exc, w)
@@ -122,8 +160,16 @@ def _merge(index: PatientIndex, message: etree._Element) -> None:
     surviving = _one(find_all(patient, "id"), message, location_of(patient, message) + "/id")
     prior_path = location_of(event, message) + "/" + _PRIOR_ID
     subsumed = _one(find_all(event, _PRIOR_ID), message, prior_path)
+    settings = index.settings
+
+    def audit(conn: Connection, _person: Person) -> None:
+        record_in(conn, settings, lambda: merge_events(
+            settings, "ITI-44", surviving.identifier.cx, subsumed.identifier.cx,
+            Outcome.SUCCESS))
+
     try:
-        index.merge(surviving.identifier, subsumed.identifier, read_demographics(patient))
+        index.merge(surviving.identifier, subsumed.identifier, read_demographics(patient),
+                    audit=audit)
     except MpiError as exc:
         where = surviving if exc.kind == MpiErrorKind.UnknownDomain else subsumed
         raise _Refused(mpi_error_detail(exc, where.location)) from None

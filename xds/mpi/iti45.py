@@ -8,6 +8,9 @@ from collections.abc import Sequence
 
 from lxml import etree
 
+from xds.audit.events import AuditEvent, Outcome
+from xds.audit.pix_events import pix_query_event
+from xds.audit.transactions import record_after
 from xds.hl7v3 import (
     ACK_DETAIL_CODE_SYSTEM,
     HL7_ERROR_CODE_SYSTEM,
@@ -47,13 +50,47 @@ PATIENT_IDENTIFIER_LOCATION = PARAMETER_LIST + "/patientIdentifier/value"
 
 
 def pix_query(index: PatientIndex, message: etree._Element, *, device_id: str) -> etree._Element:
-    """Answer one PRPA_IN201309UV02 from ``index``.
+    """Answer one PRPA_IN201309UV02 from ``index`` (and audit it: Query E, the
+    queryByParameter as the query).
 
     OK (AA) with the linked ids, never the queried one; NF (AA) when none is in the requested
     domains; AE (AE) with a 204 detail located at ``…/patientIdentifier/value`` for an unknown
     id or source domain, at ``…/dataSource[n]/value`` for each unknown target domain; QE (AE)
     with SYN details when ``message`` is not schema-valid.
     """
+    try:
+        response = _pix_query(index, message, device_id=device_id)
+    except Exception as exc:
+        _audit(index, message, Outcome.MAJOR_FAILURE, type(exc).__name__)
+        raise
+    ack = find(response, "acknowledgement/typeCode")
+    ok = ack is not None and ack.get("code") == AcknowledgementType.AA.value
+    _audit(index, message, Outcome.SUCCESS if ok else Outcome.SERIOUS_FAILURE)
+    return response
+
+
+def _audit(index: PatientIndex, message: etree._Element, outcome: Outcome,
+           text: str = "") -> None:
+    settings = index.settings
+
+    def build() -> AuditEvent:
+        query = find(message, "controlActProcess/queryByParameter")
+        value = find(query, "parameterList/patientIdentifier/value") if query is not None else None
+        ii = read_ii(value) if value is not None else None
+        patient = PatientIdentifier(ii.root, ii.extension).cx \
+            if ii is not None and ii.root and ii.extension else ""
+        query_id = find(query, "queryId") if query is not None else None
+        object_id = "" if query_id is None else \
+            f"{query_id.get('root', '')}^{query_id.get('extension', '')}".strip("^")
+        payload = etree.tostring(query, encoding="utf-8") if query is not None else b""
+        return pix_query_event(settings, "ITI-45", patient, object_id, payload, outcome,
+                               description=text)
+
+    record_after(index.engine, settings, build)
+
+
+def _pix_query(index: PatientIndex, message: etree._Element, *,
+               device_id: str) -> etree._Element:
     header = read_transmission(message)
     issues = validate(message, Interaction.PRPA_IN201309UV02)
     query = find(message, "controlActProcess/queryByParameter")

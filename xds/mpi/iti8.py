@@ -5,6 +5,11 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from sqlalchemy import Connection
+
+from xds.audit.events import Action, AuditEvent, Outcome
+from xds.audit.pix_events import feed_event, merge_events
+from xds.audit.transactions import record_after, record_in
 from xds.hl7 import (
     DEFAULT_CONTEXT,
     AckCode,
@@ -21,7 +26,7 @@ from xds.hl7 import (
     value,
 )
 from xds.mpi.index import PatientIndex
-from xds.mpi.model import Demographics, MpiError, MpiErrorKind, PatientIdentifier
+from xds.mpi.model import Demographics, MpiError, MpiErrorKind, PatientIdentifier, Person
 from xds.model.values import is_dtm
 
 __all__ = ["TRIGGERS", "VERSIONS", "handle", "read_identifiers", "read_demographics"]
@@ -34,6 +39,9 @@ _REQUIRED: dict[str, tuple[str, ...]] = {
     "A08": ("EVN", "PID", "PV1"), "A40": ("EVN", "PID", "MRG"),
 }
 TRIGGERS = frozenset(_REQUIRED)
+#: EventActionCode of a feed by trigger (digest §5.1); A40 is recorded as Delete + Update.
+_ACTIONS = {"A01": Action.CREATE, "A04": Action.CREATE, "A05": Action.CREATE,
+            "A08": Action.UPDATE}
 
 _SEX = frozenset("FMOUAN")  # HL7 table 0001 Administrative Sex
 _MAX_VALUE = 256  # the widest mpi_identifier column but address
@@ -46,8 +54,44 @@ def handle(message: Any, header: Header, index: PatientIndex) -> str:
 
     Raises HL7Error (the boundary answers it): AR 203 wrong version, 100 missing segment,
     101 no PID-3 id with an OID assigning authority, 204 unknown domain or identifier,
-    205 invalid merge, 102/103 bad demographics.
+    205 invalid merge, 102/103 bad demographics. Audited (Patient Record) either way: a change
+    inside its transaction, a refusal after it.
     """
+    try:
+        return _handle(message, header, index)
+    except HL7Error as exc:
+        _audit_failure(message, header, index, Outcome.SERIOUS_FAILURE, exc.text)
+        raise
+    except Exception as exc:
+        _audit_failure(message, header, index, Outcome.MAJOR_FAILURE, type(exc).__name__)
+        raise
+
+
+def _ids_of(segment: Any, name: str, field: int) -> list[str]:
+    return [i.cx for _, i in read_identifiers(segment, name, field)]
+
+
+def _audit_failure(message: Any, header: Header, index: PatientIndex, outcome: Outcome,
+                   text: str) -> None:
+    settings = index.settings
+    control = header.control_id
+
+    def build() -> list[AuditEvent]:
+        pid = segments(message, "PID")
+        patients = _ids_of(pid[0], "PID", 3) if pid else []
+        if header.trigger_event == "A40":
+            mrg = segments(message, "MRG")
+            prior = _ids_of(mrg[0], "MRG", 1) if mrg else []
+            return merge_events(settings, "ITI-8", patients[0] if patients else "",
+                                prior[0] if prior else "", outcome, control_id=control,
+                                description=text)
+        return [feed_event(settings, "ITI-8", _ACTIONS.get(header.trigger_event, Action.CREATE),
+                           patients, outcome, control_id=control, description=text)]
+
+    record_after(index.engine, settings, build)
+
+
+def _handle(message: Any, header: Header, index: PatientIndex) -> str:
     require_version(header, VERSIONS)
     trigger = header.trigger_event
     if trigger not in _REQUIRED:
@@ -60,24 +104,32 @@ def handle(message: Any, header: Header, index: PatientIndex) -> str:
     pid = segments(message, "PID")[0]
     demographics = read_demographics(pid)
     if trigger == "A40":
-        _merge(message, pid, demographics, index)
+        _merge(message, pid, demographics, index, header.control_id)
     else:
-        _feed(pid, demographics, index)
+        _feed(pid, demographics, index, header)
     return build_ack(header, AckCode.AA)
 
 
-def _feed(pid: Any, demographics: Demographics, index: PatientIndex) -> None:
+def _feed(pid: Any, demographics: Demographics, index: PatientIndex, header: Header) -> None:
     ids = read_identifiers(pid, "PID", 3)
     if not ids:
         raise HL7Error(ErrorCode.RequiredFieldMissing, "PID-3 holds no patient identifier with an "
                        "OID assigning authority (CX-4.2, CX-4.3 = ISO)", [Location("PID", 1, 3)])
+    settings = index.settings
+
+    def audit(conn: Connection, _person: Person) -> None:
+        record_in(conn, settings, lambda: feed_event(
+            settings, "ITI-8", _ACTIONS[header.trigger_event], [i.cx for _, i in ids],
+            Outcome.SUCCESS, control_id=header.control_id))
+
     try:
-        index.feed([i for _, i in ids], demographics)
+        index.feed([i for _, i in ids], demographics, audit=audit)
     except MpiError as exc:
         raise _feed_error(exc, [rep for rep, _ in ids]) from None
 
 
-def _merge(message: Any, pid: Any, demographics: Demographics, index: PatientIndex) -> None:
+def _merge(message: Any, pid: Any, demographics: Demographics, index: PatientIndex,
+           control_id: str) -> None:
     if len(segments(message, "MRG")) > 1:
         raise HL7Error(ErrorCode.SegmentSequenceError,
                        "one PID/MRG pair per A40 (send one message per merge)", [Location("MRG", 2)])
@@ -95,8 +147,14 @@ def _merge(message: Any, pid: Any, demographics: Demographics, index: PatientInd
         # dcm4chee #1086: accepting it makes a circular merge.
         raise HL7Error(ErrorCode.DuplicateKeyIdentifier, "MRG-1 matches PID-3",
                        [Location("MRG", 1, 1)])
+    settings = index.settings
+
+    def audit(conn: Connection, _person: Person) -> None:
+        record_in(conn, settings, lambda: merge_events(
+            settings, "ITI-8", survivor.cx, subsumed.cx, Outcome.SUCCESS, control_id=control_id))
+
     try:
-        index.merge(survivor, subsumed, demographics)
+        index.merge(survivor, subsumed, demographics, audit=audit)
     except MpiError as exc:
         if exc.kind is MpiErrorKind.UnknownDomain:
             raise HL7Error(ErrorCode.UnknownKeyIdentifier, exc.text,

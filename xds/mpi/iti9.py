@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from xds.audit.events import AuditEvent, Outcome
+from xds.audit.pix_events import pix_query_event
+from xds.audit.transactions import record_after
 from xds.hl7 import (
     AckCode,
     ErrorCode,
@@ -42,7 +45,38 @@ def handle(message: Any, header: Header, index: PatientIndex) -> str:
     ============================================  =====  =====  ==========================
 
     Raises HL7Error (answered with an ACK) for a wrong version (AR 203) or no QPD (AE 100).
+    Every answer is audited (Query E with the QPD as the query).
     """
+    try:
+        answer, ok = _handle(message, header, index)
+    except HL7Error as exc:
+        _audit(message, header, index, Outcome.SERIOUS_FAILURE, exc.text)
+        raise
+    except Exception as exc:
+        _audit(message, header, index, Outcome.MAJOR_FAILURE, type(exc).__name__)
+        raise
+    _audit(message, header, index, Outcome.SUCCESS if ok else Outcome.SERIOUS_FAILURE)
+    return answer
+
+
+def _audit(message: Any, header: Header, index: PatientIndex, outcome: Outcome,
+           text: str = "") -> None:
+    settings = index.settings
+
+    def build() -> AuditEvent:
+        qpd = segments(message, "QPD")
+        cx = read_cx(qpd[0], 3) if qpd else None
+        patient = PatientIdentifier(cx.oid, cx.id_number).cx if cx and cx.oid else ""
+        return pix_query_event(
+            settings, "ITI-9", patient, str(qpd[0][2]) if qpd and len(qpd[0]) > 2 else "",
+            str(qpd[0]).encode("utf-8") if qpd else b"", outcome,
+            control_id=header.control_id, description=text)
+
+    record_after(index.engine, settings, build)
+
+
+def _handle(message: Any, header: Header, index: PatientIndex) -> tuple[str, bool]:
+    """The answer and whether it is AA."""
     require_version(header, VERSIONS)
     if not segments(message, "QPD"):
         raise HL7Error(ErrorCode.SegmentSequenceError, "QBP Q23 requires a QPD segment",
@@ -52,13 +86,13 @@ def handle(message: Any, header: Header, index: PatientIndex) -> str:
         source, targets = _read_query(qpd)
         found = index.query(source, [oid for _, oid in targets])
     except HL7Error as exc:
-        return _response(header, qpd, AckCode.AE, "AE", error=exc)
+        return _response(header, qpd, AckCode.AE, "AE", error=exc), False
     except MpiError as exc:
-        return _response(header, qpd, AckCode.AE, "AE", error=_query_error(exc, targets))
+        return _response(header, qpd, AckCode.AE, "AE", error=_query_error(exc, targets)), False
     if any(oid == source.domain for _, oid in targets):
         # Only when its domain is asked for explicitly (ITI TF-2a §3.9.4.2.2.6; MESA sample).
         found = [source, *found]
-    return _response(header, qpd, AckCode.AA, "OK" if found else "NF", found=found)
+    return _response(header, qpd, AckCode.AA, "OK" if found else "NF", found=found), True
 
 
 def _read_query(qpd: Any) -> tuple[PatientIdentifier, list[tuple[int, str]]]:

@@ -15,6 +15,7 @@ from typing import Any
 
 from hl7.mllp import HL7StreamProtocol, HL7StreamReader, InvalidBlockError
 
+from xds.audit.events import REQUEST, RequestInfo
 from xds.config import Settings
 from xds.hl7 import (
     AckCode,
@@ -29,6 +30,7 @@ from xds.hl7 import (
 )
 from xds.mpi import iti8, iti9
 from xds.mpi.index import PatientIndex
+from xds.security.accept import OnRefused, TlsAccept
 
 __all__ = ["start_mllp_server", "MAX_FRAME_BYTES", "IDLE_TIMEOUT"]
 
@@ -87,15 +89,20 @@ class _FrameReader(HL7StreamReader):  # type: ignore[misc]  # python-hl7 is unty
 
 async def start_mllp_server(index: PatientIndex, settings: Settings, *, host: str | None = None,
                             port: int | None = None, ssl_context: ssl.SSLContext | None = None,
+                            on_refused: OnRefused | None = None,
                             max_frame_bytes: int = MAX_FRAME_BYTES,
                             idle_timeout: float = IDLE_TIMEOUT) -> asyncio.Server:
     """Listen for MLLP on ``host``:``port`` (default ``settings.host``:``settings.mllp_port``;
     port 0 picks a free one) and answer ITI-8 and ITI-9 against ``index``.
 
+    With ``ssl_context`` every connection starts with a TLS handshake; a refused one is logged
+    and passed to ``on_refused`` (ATNA Security Alert).
+
     >>> server = await start_mllp_server(PatientIndex(engine, settings), settings)
     """
     loop = asyncio.get_running_loop()
     connections: set[asyncio.Task[None]] = set()
+    port = settings.mllp_port if port is None else port
 
     def connected(reader: _FrameReader, writer: Any) -> None:
         # Keep a reference: python-hl7's protocol starts the task and drops it.
@@ -104,12 +111,13 @@ async def start_mllp_server(index: PatientIndex, settings: Settings, *, host: st
         task.add_done_callback(connections.discard)
 
     def factory() -> Any:
-        return HL7StreamProtocol(_FrameReader(limit=max_frame_bytes, loop=loop), connected,
-                                 loop=loop)
+        protocol = HL7StreamProtocol(_FrameReader(limit=max_frame_bytes, loop=loop), connected,
+                                     loop=loop)
+        if ssl_context is None:
+            return protocol
+        return TlsAccept(protocol, ssl_context, on_refused, f"mllp:{port}")
 
-    return await loop.create_server(
-        factory, settings.host if host is None else host,
-        settings.mllp_port if port is None else port, ssl=ssl_context)
+    return await loop.create_server(factory, settings.host if host is None else host, port)
 
 
 async def _serve(reader: _FrameReader, writer: Any, index: PatientIndex, idle_timeout: float,
@@ -135,7 +143,8 @@ async def _serve(reader: _FrameReader, writer: Any, index: PatientIndex, idle_ti
                 log.warning("MLLP %s sent a frame over %d bytes, refused", peer, max_frame_bytes)
                 await _refuse_too_large(reader, writer, exc.head, max_frame_bytes)
                 return
-            writer.writeblock(await asyncio.to_thread(_answer, frame, index))
+            writer.writeblock(await asyncio.to_thread(
+                _answer, frame, index, _address(peer), _address(writer.get_extra_info("sockname"))))
             async with asyncio.timeout(idle_timeout):  # a peer that never reads its answers
                 await writer.drain()
     except (ConnectionError, OSError) as exc:
@@ -144,7 +153,23 @@ async def _serve(reader: _FrameReader, writer: Any, index: PatientIndex, idle_ti
         writer.close()
 
 
-def _answer(frame: bytes, index: PatientIndex) -> bytes:
+def _address(name: Any) -> tuple[str, int]:
+    """(host, port) of a socket name (IPv4 or IPv6 tuple); ("", 0) when unknown."""
+    if isinstance(name, tuple) and len(name) >= 2:
+        return str(name[0]), int(name[1])
+    return "", 0
+
+
+def _request_info(header: Header, peer: tuple[str, int], local: tuple[str, int]) -> RequestInfo:
+    """Who sent this message, for its audit: the peer address, the listener as
+    ``mllp://host:port``, the sender as IPF names it (``MSH-4|MSH-3``)."""
+    host = f"[{local[0]}]" if ":" in local[0] else local[0]
+    return RequestInfo(client=peer[0], endpoint=f"mllp://{host}:{local[1]}",
+                       client_endpoint=f"{header.sending_facility}|{header.sending_application}")
+
+
+def _answer(frame: bytes, index: PatientIndex, peer: tuple[str, int] = ("", 0),
+            local: tuple[str, int] = ("", 0)) -> bytes:
     """The answer to one frame: the listener's one error boundary. HL7Error becomes its ACK;
     any other exception is logged with its traceback and answered AE 207."""
     header: Header | None = None
@@ -153,7 +178,11 @@ def _answer(frame: bytes, index: PatientIndex) -> bytes:
         handler = _HANDLERS.get((header.message_code, header.trigger_event))
         if handler is None:
             raise _unsupported(header)
-        return encode(handler(message, header, index), header.charset)
+        token = REQUEST.set(_request_info(header, peer, local))
+        try:
+            return encode(handler(message, header, index), header.charset)
+        finally:
+            REQUEST.reset(token)
     except HL7Error as exc:
         header = header or peek_header(frame)
         log.info("MLLP %s^%s %s refused: %s %s", header.message_code if header else "?",

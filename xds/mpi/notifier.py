@@ -19,6 +19,9 @@ from urllib.parse import urlsplit
 
 from sqlalchemy import and_, func, select, update
 
+from xds.audit.events import Outcome
+from xds.audit.pix_events import notification_event
+from xds.audit.transactions import record_after
 from xds.config import Settings
 from xds.mpi.index import PatientIndex
 from xds.mpi.iti10 import SEND_TIMEOUT, send_iti10
@@ -49,8 +52,9 @@ class UnsupportedScheme(Exception):
 
 
 def default_senders(settings: Settings) -> dict[str, Sender]:
-    """``mllp`` -> ITI-10; ``http``/``https`` -> ITI-46 (``xds.mpi.iti46.send_iti46``, imported
-    when first used: when it is missing those subscribers stay queued)."""
+    """``mllp``/``mllps`` (TLS) -> ITI-10; ``http``/``https`` -> ITI-46
+    (``xds.mpi.iti46.send_iti46``, imported when first used: when it is missing those
+    subscribers stay queued)."""
 
     async def iti10(url: str, person: Person) -> None:
         await send_iti10(url, person, settings)
@@ -63,7 +67,7 @@ def default_senders(settings: Settings) -> dict[str, Sender]:
         send = cast(Callable[[str, Person, Settings], Awaitable[None]], module.send_iti46)
         await send(url, person, settings)
 
-    return {"mllp": iti10, "http": iti46, "https": iti46}
+    return {"mllp": iti10, "mllps": iti10, "http": iti46, "https": iti46}
 
 
 async def run_notifier(index: PatientIndex, settings: Settings,
@@ -121,6 +125,7 @@ async def _deliver_all(index: PatientIndex, senders: dict[str, Sender], backoff:
     for row in rows:
         if not await asyncio.to_thread(_claim, index, row):
             continue
+        person: Person | None = None
         try:
             person = await asyncio.to_thread(_person, index, row.person_id)
             if person is None:
@@ -133,13 +138,26 @@ async def _deliver_all(index: PatientIndex, senders: dict[str, Sender], backoff:
                 raise UnsupportedScheme(f"no sender for {scheme or 'a URL without scheme'}://")
             await asyncio.wait_for(sender(row.subscriber, person), SEND_TIMEOUT)
         except Exception as exc:
+            if person is not None:
+                await asyncio.to_thread(_audit, index, row.subscriber, person,
+                                        f"{type(exc).__name__}: {exc}")
             attempts = row.attempts + 1
             delay = min(BACKOFF_MAX_SECONDS, backoff * 2 ** (attempts - 1))
             log.warning("PIX notification %s to %s failed (attempt %d, next in %.0f s): %s",
                         row.id, row.subscriber, attempts, delay, exc or type(exc).__name__)
             await asyncio.to_thread(_failed, index, row, f"{type(exc).__name__}: {exc}", delay)
         else:
+            await asyncio.to_thread(_audit, index, row.subscriber, person, "")
             await asyncio.to_thread(_settle, index, row, None)
+
+
+def _audit(index: PatientIndex, url: str, person: Person, error: str) -> None:
+    """Patient Record R, success or (``error``) failure, of one ITI-10 / ITI-46 sent."""
+    code = "ITI-10" if url.lower().startswith("mllp") else "ITI-46"
+    outcome = Outcome.SERIOUS_FAILURE if error else Outcome.SUCCESS
+    record_after(index.engine, index.settings, lambda: notification_event(
+        index.settings, code, url, [i.cx for i in person.identifiers], outcome,
+        description=error))
 
 
 def _now() -> datetime:

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import logging
 
+from xds.audit.events import Outcome
+from xds.audit.transactions import record_after
+from xds.audit.xds_events import stored_query_event
 from xds.ebrim.query import parse_adhoc_query_request
 from xds.ebrim.response import adhoc_query_response, object_ref, render_stored
 from xds.ebrim.rim import Element
@@ -49,9 +52,15 @@ def stored_query(registry: Registry, body: Element, *, multi_patient: bool = Fal
                                f"{len(result.patient_ids())} patients")
             rows = fetch_xml(conn, result) if leaf else []
     except XdsError as exc:
-        log.info("ITI-18 failed: %s", "; ".join(f"{e.code} {e.context}" for e in exc.errors))
+        text = "; ".join(f"{e.code} {e.context}" for e in exc.errors)
+        log.info("ITI-18 failed: %s", text)
+        _audit(registry, body, Outcome.SERIOUS_FAILURE, multi_patient, text)
         return adhoc_query_response([], exc.errors, ResponseStatus.Failure)
+    except Exception as exc:
+        _audit(registry, body, Outcome.MAJOR_FAILURE, multi_patient, type(exc).__name__)
+        raise
 
+    _audit(registry, body, Outcome.SUCCESS, multi_patient)
     log.info("ITI-18 %s %s: %d objects", spec.query.name, request.return_type.value,
              result.count())
     if not leaf:
@@ -63,6 +72,12 @@ def stored_query(registry: Registry, body: Element, *, multi_patient: bool = Fal
         render_stored(r.xml, r.status, last_update_time=r.last_update_time, home=home,
                       patient_id=r.patient_id)
         for r in rows)
+
+
+def _audit(registry: Registry, body: Element, outcome: Outcome, multi_patient: bool,
+           description: str = "") -> None:
+    record_after(registry.engine, registry.settings, lambda: stored_query_event(
+        registry.settings, body, outcome, multi_patient=multi_patient, description=description))
 
 
 def _check_home(registry: Registry, home: str | None) -> None:

@@ -10,6 +10,9 @@ from lxml import etree
 from sqlalchemy import Connection
 from sqlalchemy.exc import IntegrityError
 
+from xds.audit.events import Outcome
+from xds.audit.transactions import record_after, record_in
+from xds.audit.xds_events import import_event
 from xds.ebrim.association import build_association
 from xds.ebrim.documententry import build_document_entry
 from xds.ebrim.folder import build_folder
@@ -44,6 +47,26 @@ def register_document_set(registry: Registry, body: Element) -> list[RegistryErr
     XDSRegistryDuplicateUniqueIdInMessage, XDSDuplicateUniqueIdInRegistry, XDSNonIdenticalHash,
     XDSNonIdenticalSize, UnresolvedReferenceException, XDSRegistryDeprecatedDocumentError).
     """
+    try:
+        return _register(registry, body)
+    except XdsError as exc:
+        _audit_failure(registry, body, exc.errors)
+        raise
+    except Exception as exc:
+        _audit_failure(registry, body, [], f"internal error ({type(exc).__name__})")
+        raise
+
+
+def _audit_failure(registry: Registry, body: Element, errors: list[RegistryError],
+                   description: str = "") -> None:
+    """The failure record, in its own transaction: the submission's was rolled back."""
+    settings = registry.settings
+    outcome = None if errors else Outcome.MAJOR_FAILURE
+    record_after(registry.engine, settings, lambda: import_event(
+        settings, "ITI-42", body, errors, outcome=outcome, description=description))
+
+
+def _register(registry: Registry, body: Element) -> list[RegistryError]:
     submission = parse_submit_objects_request(body)
     errors = validate_submission(submission)
     if errors:
@@ -58,6 +81,9 @@ def register_document_set(registry: Registry, body: Element) -> list[RegistryErr
             with write_transaction(registry.engine) as conn:
                 plan = _check(conn, submission)
                 _store(conn, submission, plan, xml)
+                # In the same transaction: a registered submission always has its audit record.
+                record_in(conn, registry.settings, lambda: import_event(
+                    registry.settings, "ITI-42", body, outcome=Outcome.SUCCESS))
             break
         except XdsError as exc:
             raise _in_senders_terms(exc, symbols) from None

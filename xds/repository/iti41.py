@@ -9,11 +9,15 @@ from __future__ import annotations
 
 import errno
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from sqlalchemy.exc import IntegrityError
 
+from xds.audit.events import REQUEST, AuditEvent, Outcome, RequestInfo
+from xds.audit.transactions import local_host, record_after
+from xds.audit.xds_events import export_event, import_event
 from xds.ebrim.rim import RIM, Element, set_slot, slot_values
 from xds.ebrim.vocabulary import DE, NS_LCM, NS_XDS
 from xds.model.errors import ErrorCode, RegistryError, XdsError
@@ -28,6 +32,8 @@ __all__ = ["provide_and_register"]
 log = logging.getLogger("xds.repository.iti41")
 _XDS = f"{{{NS_XDS}}}"
 _NO_SPACE = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG})
+# Where xds.app mounts the two actors (the audit names the endpoints).
+_REPOSITORY_PATH, _REGISTRY_PATH = "/xds/repository", "/xds/registry"
 
 
 @dataclass(slots=True)
@@ -44,8 +50,69 @@ def provide_and_register(repository: Repository, request: SoapRequest) -> list[R
     Returns the registry's warnings; raises XdsError with XDSMissingDocument,
     XDSMissingDocumentMetadata, XDSRepositoryMetadataError, XDSRepositoryDuplicateUniqueIdInMessage,
     XDSNonIdenticalHash / XDSNonIdenticalSize, XDSRepositoryOutOfResources, or whatever the
-    registry answered (relayed unchanged).
+    registry answered (relayed unchanged). Audited as ITI-41 Import (and the ITI-42 sent as
+    Export), success or failure.
     """
+    body = request.body
+    submission = body.find(f"{{{NS_LCM}}}SubmitObjectsRequest")
+    audited = submission if submission is not None else body
+    try:
+        warnings = _provide_and_register(repository, request)
+    except XdsError as exc:
+        _audit(repository, audited, errors=exc.errors)
+        raise
+    except Exception as exc:
+        _audit(repository, audited, outcome=Outcome.MAJOR_FAILURE,
+               description=f"internal error ({type(exc).__name__})")
+        raise
+    _audit(repository, audited, outcome=Outcome.SUCCESS)
+    return warnings
+
+
+def _audit(repository: Repository, submission: Element, *,
+           export_to: tuple[str, str] | None = None, errors: Sequence[RegistryError] = (),
+           outcome: Outcome | None = None, description: str = "") -> None:
+    """ITI-41 Import as received, or (``export_to`` = (our URL, the registry's)) ITI-42 Export."""
+    settings = repository.settings
+
+    def build() -> AuditEvent:
+        if export_to is None:
+            return import_event(settings, "ITI-41", submission, errors, outcome=outcome,
+                                description=description)
+        return export_event(settings, "ITI-42", submission, *export_to, errors, outcome=outcome,
+                            description=description)
+
+    record_after(repository.engine, settings, build)
+
+
+def _register(repository: Repository, submission: Element) -> list[RegistryError]:
+    """ITI-42 to the registry, audited as Export; in this process the registry's own audit
+    sees the repository as its client."""
+    settings = repository.settings
+    ours = settings.base_url + _REPOSITORY_PATH
+    url = getattr(repository.register, "url", None)
+    outer = REQUEST.get()
+    token = None if url else REQUEST.set(RequestInfo(
+        client=local_host(settings), endpoint=settings.base_url + _REGISTRY_PATH,
+        requestor=outer.requestor if outer else None, client_endpoint=ours))
+    route = (ours, url or settings.base_url + _REGISTRY_PATH)
+    try:
+        warnings = repository.register(submission)
+    except XdsError as exc:
+        _audit(repository, submission, export_to=route, errors=exc.errors)
+        raise
+    except Exception as exc:
+        _audit(repository, submission, export_to=route, outcome=Outcome.MAJOR_FAILURE,
+               description=f"{type(exc).__name__}: {exc}")
+        raise
+    finally:
+        if token is not None:
+            REQUEST.reset(token)
+    _audit(repository, submission, export_to=route, outcome=Outcome.SUCCESS)
+    return warnings
+
+
+def _provide_and_register(repository: Repository, request: SoapRequest) -> list[RegistryError]:
     body = request.body
     if body.tag != _XDS + "ProvideAndRegisterDocumentSetRequest":
         raise _metadata(f"expected xds:ProvideAndRegisterDocumentSetRequest, got {body.tag}")
@@ -64,7 +131,7 @@ def provide_and_register(repository: Repository, request: SoapRequest) -> list[R
         for path in inline:
             path.unlink(missing_ok=True)
     try:
-        warnings = repository.register(submission)
+        warnings = _register(repository, submission)
     except BaseException:
         _remove(repository, added)
         raise

@@ -8,6 +8,8 @@ from dataclasses import dataclass
 
 from lxml import etree
 
+from xds.audit.transactions import record_after
+from xds.audit.xds_events import retrieve_events
 from xds.ebrim.response import registry_response, response_status
 from xds.ebrim.rim import Element
 from xds.ebrim.vocabulary import NS_XDS
@@ -37,7 +39,11 @@ def retrieve_document_set(repository: Repository, body: Element) -> SoapResponse
     XDSUnknownRepositoryId, each with ``location`` = the DocumentUniqueId; the status is
     Success, PartialSuccess or Failure accordingly. Raises XdsError for a malformed request.
     """
-    requests = _parse(body)
+    try:
+        requests = _parse(body)
+    except XdsError as exc:
+        _audit(repository, [], [], exc.errors)
+        raise
     errors: list[RegistryError] = []
     ours = [r for r in requests if r.repository_unique_id == repository.unique_id]
     with read_connection(repository.engine) as conn:
@@ -66,7 +72,21 @@ def retrieve_document_set(repository: Repository, body: Element) -> SoapResponse
                 content_id=content_id, content_type=doc.mime_type, size=doc.size,
                 open=partial(repository.blobs.open, doc.sha256)))
     log.info("ITI-43 %d requested, %d returned", len(requests), len(responses))
+    failed = {e.location for e in errors}
+    _audit(repository, [_ids(r) for r in requests if r.document_unique_id not in failed],
+           [_ids(r) for r in requests if r.document_unique_id in failed], errors)
     return SoapResponse(body=retrieve_response(errors, responses), attachments=attachments)
+
+
+def _ids(req: _Request) -> tuple[str, str, str | None]:
+    return req.document_unique_id, req.repository_unique_id, req.home_community_id
+
+
+def _audit(repository: Repository, delivered: list[tuple[str, str, str | None]],
+           failed: list[tuple[str, str, str | None]], errors: list[RegistryError]) -> None:
+    settings = repository.settings
+    record_after(repository.engine, settings,
+                 lambda: retrieve_events(settings, delivered, failed, errors))
 
 
 def retrieve_response(errors: list[RegistryError], responses: list[Element]) -> Element:

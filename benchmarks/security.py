@@ -1,0 +1,254 @@
+"""Secure-node benchmark (not a test): ITI-18 latency and ITI-42 throughput with mutual TLS, XUA
+and the ATNA audit trail on, next to plain HTTP, on the same data in the same run.
+
+    python benchmarks/security.py                  # 20,000 DocumentEntries on SQLite
+    python benchmarks/security.py --database-url postgresql+psycopg://postgres@127.0.0.1/bench
+
+Runs ``xds serve`` twice on one store: plain HTTP, then ``--tls-* --client-auth required --xua
+required --audit-url syslog+tls://...`` with a real TLS syslog receiver in this process. Each
+secure request carries its own signed assertion (an assertion ID is accepted once), signed
+before the clock starts. Prints ITI-18 FindDocuments p50/p99 (one keep-alive client) and ITI-42
+registrations/s (4 clients) for both, their ratios, and how many audit messages the receiver
+got. Target: secure within 1.3x of plain.
+"""
+
+from __future__ import annotations
+
+import argparse
+import http.client
+import importlib.util
+import os
+import socket
+import ssl
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import httpx
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parent))
+
+
+def _registry_benchmark() -> object:
+    spec = importlib.util.spec_from_file_location("registry_benchmark", HERE / "registry.py")
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+_bench: object = _registry_benchmark()
+DOCS_PER_PATIENT: int = _bench.DOCS_PER_PATIENT  # type: ignore[attr-defined]
+_pct = _bench._pct  # type: ignore[attr-defined]
+fill = _bench.fill  # type: ignore[attr-defined]
+_find_documents = _bench._find_documents  # type: ignore[attr-defined]
+
+from tests import samples, soapclient  # noqa: E402
+from tests.server import free_port  # noqa: E402
+from xds.config import Settings  # noqa: E402
+from xds.security.certs import init_certs  # noqa: E402
+from xds.security.idp import issue_assertion  # noqa: E402
+from xds.security.tls import client_context, server_context  # noqa: E402
+from xds.security.wsse import security_header  # noqa: E402
+from xds.store.db import open_engine  # noqa: E402
+from xds.store.patients import add_patient  # noqa: E402
+
+from lxml import etree  # noqa: E402
+
+AUDIENCE = "urn:oid:1.3.6.1.4.1.21367.13.20.1000"
+CLIENTS = 4
+
+
+class SyslogReceiver:
+    """A TLS syslog receiver (RFC 5425 octet counting) that counts the messages it gets."""
+
+    def __init__(self, context: ssl.SSLContext) -> None:
+        self.context = context
+        self.sock = socket.create_server(("127.0.0.1", 0))
+        self.port = self.sock.getsockname()[1]
+        self.count = 0
+        self._lock = threading.Lock()
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            threading.Thread(target=self._serve, args=(conn,), daemon=True).start()
+
+    def _serve(self, conn: socket.socket) -> None:
+        try:
+            with self.context.wrap_socket(conn, server_side=True) as tls:
+                stream = tls.makefile("rb")
+                while True:
+                    length = b""
+                    while (c := stream.read(1)) not in (b" ", b""):
+                        length += c
+                    if not length:
+                        return
+                    stream.read(int(length))
+                    with self._lock:
+                        self.count += 1
+        except (OSError, ValueError):
+            return
+
+
+def start(settings: Settings, extra: list[str], scheme: str,
+          verify: ssl.SSLContext | bool) -> tuple[subprocess.Popen[bytes], str]:
+    """``xds serve`` (plus ``extra``) in its own process; returns it and the registry URL."""
+    port = free_port()
+    cmd = [sys.executable, "-m", "xds", "serve", "--port", str(port), "--data-dir",
+           str(settings.data_dir), "--actors", "registry", *extra]
+    if settings.database_url:
+        cmd += ["--database-url", settings.database_url]
+    env = dict(os.environ, XDS_LOG_LEVEL="warning", XDS_MLLP_PORT="0", XDS_DICOM_PORT="0")
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL)
+    url = f"{scheme}://127.0.0.1:{port}/xds/registry"
+    for _ in range(300):
+        try:
+            if httpx.get(url + "?wsdl", timeout=1, verify=verify).status_code == 200:
+                return proc, url
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.1)
+    proc.kill()
+    raise RuntimeError("xds serve did not start")
+
+
+def connection(url: str, context: ssl.SSLContext | None) -> http.client.HTTPConnection:
+    parts = urlsplit(url)
+    if context is None:
+        return http.client.HTTPConnection(parts.hostname or "", parts.port or 80)
+    return http.client.HTTPSConnection(parts.hostname or "", parts.port or 443, context=context)
+
+
+def with_assertion(envelope: bytes, assertion: bytes | None) -> bytes:
+    """``envelope`` with a wsse:Security header holding ``assertion`` (unchanged without)."""
+    if assertion is None:
+        return envelope
+    header = etree.tostring(security_header(assertion))
+    return envelope.replace(b"</s:Header>", header + b"</s:Header>", 1)
+
+
+def find_documents(url: str, context: ssl.SSLContext | None, pids: list[str],
+                   assertions: Callable[[], bytes | None], n: int) -> list[float]:
+    """Latencies (ms) of ``n`` FindDocuments over one keep-alive connection."""
+    import random
+
+    bodies = [with_assertion(soapclient.envelope(soapclient.ITI18, _find_documents(
+        random.choice(pids))), assertions()) for _ in range(n)]
+    conn = connection(url, context)
+    path = urlsplit(url).path
+    times = []
+    for body in bodies:
+        t0 = time.perf_counter()
+        conn.request("POST", path, body, {"Content-Type": soapclient.CONTENT_TYPE})
+        content = conn.getresponse().read()
+        times.append((time.perf_counter() - t0) * 1000)
+        assert content.count(b"<rim:ExtrinsicObject") == DOCS_PER_PATIENT, content[:800]
+    conn.close()
+    return times
+
+
+def registrations(url: str, context: ssl.SSLContext | None, settings: Settings,
+                  assertions: Callable[[], bytes | None], per_client: int) -> float:
+    """Single-document ITI-42 submissions/s with CLIENTS concurrent clients."""
+    engine = open_engine(settings)
+    pids = [samples.new_patient_id(settings.affinity_domain) for _ in range(CLIENTS)]
+    for pid in pids:
+        add_patient(engine, pid)
+    engine.dispose()
+    bodies = [[with_assertion(soapclient.envelope(soapclient.ITI42, samples.single_document_submission(
+        pid, unique_id=samples.new_oid(), submission_set_options={"unique_id": samples.new_oid()})),
+        assertions()) for _ in range(per_client)] for pid in pids]
+    path = urlsplit(url).path
+    failures: list[bytes] = []
+    barrier = threading.Barrier(CLIENTS + 1)
+
+    def client(i: int) -> None:
+        conn = connection(url, context)
+        barrier.wait()
+        for body in bodies[i]:
+            conn.request("POST", path, body, {"Content-Type": soapclient.CONTENT_TYPE})
+            content = conn.getresponse().read()
+            if b"ResponseStatusType:Success" not in content:
+                failures.append(content[:400])
+        conn.close()
+
+    threads = [threading.Thread(target=client, args=(i,)) for i in range(CLIENTS)]
+    for t in threads:
+        t.start()
+    barrier.wait()
+    started = time.perf_counter()
+    for t in threads:
+        t.join()
+    elapsed = time.perf_counter() - started
+    if failures:
+        print(f"  {len(failures)} registrations failed, first: {failures[0]!r}")
+    return CLIENTS * per_client / elapsed
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--entries", type=int, default=20_000)
+    parser.add_argument("--queries", type=int, default=500)
+    parser.add_argument("--registrations", type=int, default=300, help="per client")
+    parser.add_argument("--database-url", default="")
+    args = parser.parse_args()
+    work = Path(tempfile.mkdtemp(prefix="xds-bench-security-"))
+    settings = Settings(data_dir=work / "data", database_url=args.database_url)
+    print(f"database: {settings.effective_database_url}")
+    pids = fill(settings, args.entries)
+    paths = init_certs(work / "certs", ["localhost", "127.0.0.1"])
+    ca, (server_cert, server_key), (client_cert, client_key) = \
+        str(paths["ca"][0]), map(str, paths["server"]), map(str, paths["client"])
+    idp = init_certs(work / "idp", ["idp"])["server"]
+    idp_key, idp_cert = idp[1].read_bytes(), idp[0].read_bytes()
+    tls = client_context(ca, client_cert, client_key)
+    receiver = SyslogReceiver(server_context(server_cert, server_key, ca))
+
+    def signed() -> bytes:
+        return issue_assertion(idp_key, idp_cert, subject="bench-user", audience=AUDIENCE)
+
+    figures: dict[str, tuple[list[float], float]] = {}
+    modes: list[tuple[str, list[str], str, ssl.SSLContext | None, Callable[[], bytes | None]]] = [
+        ("plain HTTP", [], "http", None, lambda: None),
+        ("mTLS + XUA + audit", [
+            "--tls-cert", server_cert, "--tls-key", server_key, "--tls-ca", ca,
+            "--client-auth", "required", "--xua", "required", "--xua-idp-cert", str(idp[0]),
+            "--xua-audience", AUDIENCE, "--client-cert", client_cert, "--client-key", client_key,
+            "--audit-url", f"syslog+tls://127.0.0.1:{receiver.port}"], "https", tls, signed),
+    ]
+    for name, extra, scheme, context, assertions in modes:
+        proc, url = start(settings, extra, scheme, context or True)
+        try:
+            find_documents(url, context, pids, assertions, 30)  # warm up
+            latencies = find_documents(url, context, pids, assertions, args.queries)
+            rate = registrations(url, context, settings, assertions, args.registrations)
+            figures[name] = (latencies, rate)
+            if context is not None:
+                time.sleep(3)  # let the sender drain the outbox
+        finally:
+            proc.terminate()
+            proc.wait(20)
+    (plain_times, plain_rate), (secure_times, secure_rate) = figures.values()
+    print(f"{'mode':<22}{'ITI-18 p50':>12}{'p99':>9}{'ITI-42 /s':>12}")
+    for name, (times, rate) in figures.items():
+        print(f"{name:<22}{_pct(times, 50):>10.2f}ms{_pct(times, 99):>7.2f}ms{rate:>12.1f}")
+    print(f"ITI-18 p50 secure/plain: {_pct(secure_times, 50) / _pct(plain_times, 50):.2f}x; "
+          f"ITI-42 plain/secure: {plain_rate / secure_rate:.2f}x (target: both within 1.3x)")
+    expected = args.queries + 30 + CLIENTS * args.registrations
+    print(f"audit messages received by the ARR: {receiver.count} "
+          f"(>= {expected} transactions audited, plus application start/stop)")
+
+
+if __name__ == "__main__":
+    main()
