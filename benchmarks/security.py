@@ -202,6 +202,8 @@ def main() -> None:
     parser.add_argument("--queries", type=int, default=500)
     parser.add_argument("--registrations", type=int, default=300, help="per client")
     parser.add_argument("--database-url", default="")
+    parser.add_argument("--breakdown", action="store_true",
+                        help="also mTLS alone and mTLS + audit, to see what each layer costs")
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="xds-bench-security-"))
     settings = Settings(data_dir=work / "data", database_url=args.database_url)
@@ -219,14 +221,19 @@ def main() -> None:
         return issue_assertion(idp_key, idp_cert, subject="bench-user", audience=AUDIENCE)
 
     figures: dict[str, tuple[list[float], float]] = {}
+    tls_flags = ["--tls-cert", server_cert, "--tls-key", server_key, "--tls-ca", ca,
+                 "--client-auth", "required", "--client-cert", client_cert,
+                 "--client-key", client_key]
+    audit_flags = ["--audit-url", f"syslog+tls://127.0.0.1:{receiver.port}"]
+    xua_flags = ["--xua", "required", "--xua-idp-cert", str(idp[0]), "--xua-audience", AUDIENCE]
     modes: list[tuple[str, list[str], str, ssl.SSLContext | None, Callable[[], bytes | None]]] = [
         ("plain HTTP", [], "http", None, lambda: None),
-        ("mTLS + XUA + audit", [
-            "--tls-cert", server_cert, "--tls-key", server_key, "--tls-ca", ca,
-            "--client-auth", "required", "--xua", "required", "--xua-idp-cert", str(idp[0]),
-            "--xua-audience", AUDIENCE, "--client-cert", client_cert, "--client-key", client_key,
-            "--audit-url", f"syslog+tls://127.0.0.1:{receiver.port}"], "https", tls, signed),
+        ("mTLS", tls_flags, "https", tls, lambda: None),
+        ("mTLS + audit", tls_flags + audit_flags, "https", tls, lambda: None),
+        ("mTLS + XUA + audit", tls_flags + audit_flags + xua_flags, "https", tls, signed),
     ]
+    if not args.breakdown:
+        modes = [modes[0], modes[-1]]
     for name, extra, scheme, context, assertions in modes:
         proc, url = start(settings, extra, scheme, context or True)
         try:
@@ -234,20 +241,20 @@ def main() -> None:
             latencies = find_documents(url, context, pids, assertions, args.queries)
             rate = registrations(url, context, settings, assertions, args.registrations)
             figures[name] = (latencies, rate)
-            if context is not None:
+            if "--audit-url" in extra:
                 time.sleep(3)  # let the sender drain the outbox
         finally:
             proc.terminate()
             proc.wait(20)
-    (plain_times, plain_rate), (secure_times, secure_rate) = figures.values()
+    plain_times, plain_rate = figures["plain HTTP"]
+    secure_times, secure_rate = figures["mTLS + XUA + audit"]
     print(f"{'mode':<22}{'ITI-18 p50':>12}{'p99':>9}{'ITI-42 /s':>12}")
     for name, (times, rate) in figures.items():
         print(f"{name:<22}{_pct(times, 50):>10.2f}ms{_pct(times, 99):>7.2f}ms{rate:>12.1f}")
     print(f"ITI-18 p50 secure/plain: {_pct(secure_times, 50) / _pct(plain_times, 50):.2f}x; "
           f"ITI-42 plain/secure: {plain_rate / secure_rate:.2f}x (target: both within 1.3x)")
-    expected = args.queries + 30 + CLIENTS * args.registrations
-    print(f"audit messages received by the ARR: {receiver.count} "
-          f"(>= {expected} transactions audited, plus application start/stop)")
+    print(f"audit messages received by the ARR: {receiver.count} (every run records to the "
+          "outbox; the runs with --audit-url ship the rows of the runs before them too)")
 
 
 if __name__ == "__main__":

@@ -520,3 +520,55 @@ def test_cli_query_with_saml_over_mutual_tls(pki: Pki, tmp_path: Path) -> None:
         result = CliRunner().invoke(cli, [*query, "--saml", str(token)])
         assert result.exit_code == 0, result.output
         assert "status: Success" in result.output
+
+
+@pytest.mark.parametrize("database", ["own", "shared"])
+def test_registry_and_repository_over_mutual_tls_with_xua(pki: Pki, tmp_path: Path,
+                                                          database: str) -> None:
+    """The README's secure pair: both require XUA; the repository passes the submitter's
+    assertion on with its ITI-42 (also when both share one database, whose replay memory is
+    per service), and the registry audits the same user."""
+    idp = issue(make_ca("idp CA"), "idp", server=False)
+    idp.write(tmp_path / "idp.pem", tmp_path / "idp-key.pem")
+    audience = "urn:xds:test:pair"
+    xua = dict(xua="required", xua_idp_certs=str(tmp_path / "idp.pem"), xua_audience=audience)
+
+    def token(name: str) -> str:
+        path = tmp_path / f"{name}.xml"
+        path.write_bytes(issue_assertion(idp.key_pem, idp.cert_pem, subject="dr-who",
+                                         audience=audience))
+        return str(path)
+
+    registry = _tls_settings(pki, tmp_path / "registry", actors="registry", **xua)
+    shared = {"database_url": registry.database_url} if database == "shared" else {}
+    with _serving(registry) as registry_node:
+        repository = _tls_settings(
+            pki, tmp_path / "repository", actors="repository",
+            registry_url=registry_node.url + "/xds/registry",
+            client_cert=pki.file("client.pem"), client_key=pki.file("client-key.pem"),
+            **xua, **shared)
+        engine = open_engine(registry)
+        pid = f"XUA{free_port()}^^^&{registry.affinity_domain}&ISO"
+        add_patient(engine, pid)
+        document = tmp_path / "note.txt"
+        document.write_text("signed in\n")
+        with _serving(repository) as repository_node:
+            url = repository_node.url + "/xds/repository"
+            unsigned = CliRunner().invoke(cli, ["submit", str(document), "--patient", pid,
+                                                "--url", url, *_tls_options(pki)])
+            assert unsigned.exit_code == 1, unsigned.output
+            submitted = CliRunner().invoke(cli, [
+                "submit", str(document), "--patient", pid, "--url", url, *_tls_options(pki),
+                "--saml", token("submit")])
+            assert submitted.exit_code == 0, submitted.output
+        found = CliRunner().invoke(cli, [
+            "query", "find-documents", pid, "--url", registry_node.url + "/xds/registry",
+            *_tls_options(pki), "--saml", token("query")])
+        assert found.exit_code == 0, found.output
+        assert submitted.output.split("document uniqueId: ")[1].split()[0] in found.output
+        outbox = tables.audit_outbox.c
+        with engine.connect() as conn:
+            imports = conn.execute(select(outbox.message).where(
+                outbox.event_type == "ITI-42", outbox.patient == pid)).scalars().all()
+        engine.dispose()
+        assert imports and all("dr-who" in m for m in imports), imports

@@ -150,6 +150,8 @@ class RequestInfo:
     requestor: Requestor | None = None
     #: The client's own endpoint as it declared it (wsa:ReplyTo / MSH-3), when it did.
     client_endpoint: str = ""
+    #: The verified XUA assertion (serialised), passed on to the services the request calls.
+    assertion: bytes = field(default=b"", repr=False)
 
 
 #: Set by each listener (SOAP endpoint, FHIR endpoint, MLLP, DICOM) for the request it answers.

@@ -7,10 +7,12 @@ import ssl
 import httpx
 
 from xds.actions import Action
+from xds.audit.events import REQUEST
 from xds.ebrim.response import response_status
 from xds.ebrim.rim import Element
 from xds.ebrim.vocabulary import NS_RS, ResponseStatus
 from xds.model.errors import ErrorCode, RegistryError, Severity, XdsError
+from xds.security.wsse import security_header
 from xds.soap.envelope import build_envelope
 from xds.soap.ns import SOAP12_ENV
 from xds.soap.xmlparse import XmlError, parse_xml
@@ -38,8 +40,12 @@ class RemoteRegistry:
         An unreachable registry or an answer that is not a RegistryResponse raises
         XDSRegistryNotAvailable (ITI TF-2 §3.41.4.1.3).
         """
+        # The client's XUA assertion goes on with the registration (IHE XUA propagation):
+        # a registry requiring XUA then sees the same user the repository accepted.
+        request = REQUEST.get()
+        headers = [security_header(request.assertion)] if request and request.assertion else []
         envelope = build_envelope(submit_objects_request, action=Action.RegisterDocumentSet_b,
-                                  headers=())
+                                  headers=headers)
         try:
             reply = self._http.post(self.url, content=envelope, headers={
                 "Content-Type": "application/soap+xml; charset=UTF-8"})

@@ -99,16 +99,16 @@ class XuaPolicy:
                    settings=settings)
 
     def authenticate(self, headers: Sequence[etree._Element], *, peer: str,
-                     endpoint: str) -> Requestor | None:
+                     endpoint: str, service: str = "") -> Requestor | None:
         """``authenticate`` with this policy (what the SOAP endpoint calls)."""
-        return authenticate(headers, self, peer=peer, endpoint=endpoint)
+        return authenticate(headers, self, peer=peer, endpoint=endpoint, service=service)
 
 
 def authenticate(headers: Sequence[etree._Element], policy: XuaPolicy, *, peer: str,
-                 endpoint: str) -> Requestor | None:
+                 endpoint: str, service: str = "") -> Requestor | None:
     """``check_assertion``, with a Security Alert audit event for every refusal."""
     try:
-        return check_assertion(headers, policy)
+        return check_assertion(headers, policy, service=service)
     except SoapFault as fault:
         log.warning("XUA refused request from %s to %s: %s", peer, endpoint, fault.reason)
         _security_alert(policy, peer=peer, endpoint=endpoint, reason=fault.reason)
@@ -116,13 +116,15 @@ def authenticate(headers: Sequence[etree._Element], policy: XuaPolicy, *, peer: 
 
 
 def check_assertion(headers: Sequence[etree._Element], policy: XuaPolicy,
-                    now: float | None = None) -> Requestor | None:
+                    now: float | None = None, service: str = "") -> Requestor | None:
     """The requestor named by the assertion among the SOAP header blocks ``headers``.
 
     None when there is none and ``policy.mode`` allows it (optional) or XUA is off. Raises
     ``SoapFault`` (env:Sender, a wsse subcode) when the assertion is missing although required,
     malformed, not signed by a trusted IdP, outside its validity, for another audience, or
-    replayed.
+    replayed. Each X-Service Provider keeps its own replay memory: ``service`` (the endpoint's
+    path) scopes it, so an assertion the repository propagates on its ITI-42 is not taken for
+    a replay by a registry sharing the database.
     """
     if policy.mode == "off":
         return None
@@ -136,9 +138,17 @@ def check_assertion(headers: Sequence[etree._Element], policy: XuaPolicy,
     if not _text(signed.find(f"{saml('Subject')}/{saml('NameID')}")):
         raise _invalid("the assertion has no Subject/NameID")
     requestor = requestor_of(signed)
-    if policy.replay is not None and not policy.replay.first_use(signed.get("ID", ""), expires):
+    key = f"{service} {signed.get('ID', '')}" if service else signed.get("ID", "")
+    if policy.replay is not None and not policy.replay.first_use(key[:_MAX_ID], expires):
         raise _failed(f"assertion {signed.get('ID')} was already used (replay)")
     return requestor
+
+
+def propagated(headers: Sequence[etree._Element]) -> bytes:
+    """The assertion of an accepted request, serialised for the services it calls (the
+    repository's ITI-42); its enveloped signature survives serialisation (exclusive c14n)."""
+    assertion = _the_assertion(headers, required=False)
+    return etree.tostring(assertion) if assertion is not None else b""
 
 
 def _the_assertion(headers: Sequence[etree._Element], *, required: bool) -> etree._Element | None:

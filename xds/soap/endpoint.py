@@ -175,8 +175,11 @@ class SoapEndpoint:
                                client_endpoint=_reply_address(addressing.reply_to))
             REQUEST.set(info)
             if self.xua is not None:
+                from ..security.xua import propagated  # security builds on this package
+
                 requestor = await self._authenticate(self.xua, envelope.headers, info)
-                REQUEST.set(replace(info, requestor=requestor))
+                REQUEST.set(replace(info, requestor=requestor, assertion=propagated(
+                    envelope.headers) if requestor is not None else b""))
             operation = self.operations.get(addressing.action)
             if operation is None:
                 raise action_not_supported(addressing.action)
@@ -214,7 +217,7 @@ class SoapEndpoint:
                             info: RequestInfo) -> Requestor | None:
         # Signature checks and the replay cache's database round trip stay off the event loop.
         return await run_in_threadpool(xua.authenticate, headers, peer=info.client,
-                                       endpoint=info.endpoint)
+                                       endpoint=info.endpoint, service=self.service_path)
 
     async def _read(self, request: Request, received: list[MtomMessage]) -> etree._Element:
         content_type = request.headers.get("content-type", "")
