@@ -8,12 +8,12 @@ import uuid
 
 from lxml import etree
 
+from xds.soap.ns import WSSE as NS_WSSE
 from xds.soap.xmlparse import XmlError, parse_xml
 
 __all__ = ["NS_WSSE", "NS_WSU", "NS_SAML2", "MAX_ASSERTION_BYTES", "security_header",
            "read_assertion"]
 
-NS_WSSE = "http://docs.oasis-open.org/wss/2004/01/oasis-200401-wss-wssecurity-secext-1.0.xsd"
 NS_WSU = "http://docs.oasis-open.org/wss/2004/01/oasis-200401-wss-wssecurity-utility-1.0.xsd"
 NS_SAML2 = "urn:oasis:names:tc:SAML:2.0:assertion"
 #: Largest assertion file accepted (a signed assertion with a certificate is a few KiB).
