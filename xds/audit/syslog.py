@@ -148,19 +148,53 @@ class StreamTransport:
 
 
 class UdpTransport:
-    """Syslog over UDP: one datagram per message, no delivery guarantee (RFC 5426)."""
+    """Syslog over UDP: one datagram per message (RFC 5426).
+
+    UDP has no acknowledgement, but the socket is connected, so an ICMP port unreachable from
+    the ARR's host (nothing listening there) comes back as ECONNREFUSED. It is checked right
+    after each write (on loopback and fast links it is already there) and before the next:
+    the message is then reported as not taken, and the sender keeps it for a retry. A refusal
+    that comes later than the next write, or no ICMP at all (filtered, rate-limited, a host
+    down), still loses the datagram: UDP stays best effort.
+    """
 
     def __init__(self, host: str, port: int, max_datagram: int = MAX_DATAGRAM) -> None:
         self.address = (host, port)
         self.max_datagram = max_datagram
-        family = socket.AF_INET6 if ":" in host else socket.AF_INET
-        self._sock = socket.socket(family, socket.SOCK_DGRAM)
+        self._family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        self._sock: socket.socket | None = None
+
+    def _socket(self) -> socket.socket:
+        if self._sock is None:
+            sock = socket.socket(self._family, socket.SOCK_DGRAM)
+            try:
+                sock.connect(self.address)  # no packet sent: it fixes the peer (and resolves it)
+            except BaseException:
+                sock.close()
+                raise
+            self._sock = sock
+        return self._sock
+
+    @staticmethod
+    def _refused(sock: socket.socket) -> None:
+        """Raise the error an ICMP message left on ``sock`` (reading it clears it)."""
+        error = sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
+        if error:
+            raise OSError(error, os.strerror(error))
 
     def send(self, message: bytes) -> None:
-        self._sock.sendto(message[:self.max_datagram], self.address)
+        sock = self._socket()
+        # An earlier datagram was refused: the ARR is down, this one would be lost too.
+        self._refused(sock)
+        sock.send(message[:self.max_datagram])
+        self._refused(sock)
 
     def close(self) -> None:
-        self._sock.close()
+        if self._sock is not None:
+            try:
+                self._sock.close()
+            finally:
+                self._sock = None
 
 
 def transport_for(settings: Settings, timeout: float = 10.0) -> Transport:
