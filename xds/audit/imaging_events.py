@@ -1,6 +1,7 @@
 """Audit events of the Imaging Document Source: RAD-69 / WADO (RAD-55) / WADO-RS (RAD-107)
-retrieves (DICOM Instances Transferred R, one event per outcome), C-STORE intake (Instances
-Transferred C from the modality) and RAD-68 publication (Export R to the repository)."""
+retrieves (DICOM Instances Transferred R, one event per outcome; on the Imaging Document
+Consumer, ``client``: DICOM Instances Accessed C), C-STORE intake (Instances Transferred C from
+the modality) and RAD-68 publication (Export R to the repository)."""
 
 from __future__ import annotations
 
@@ -9,8 +10,8 @@ from dataclasses import dataclass
 
 from xds.audit.events import Action, AuditEvent, EventId, Outcome, ParticipantObject
 from xds.audit.transactions import (
-    client_participants, patient_object, purpose_of_use, server_participants, study_object,
-    submission_set_object, transaction,
+    ClientSide, client_participants, participants_of, patient_object, purpose_of_use,
+    server_participants, study_object, submission_set_object, transaction,
 )
 from xds.config import Settings
 
@@ -39,18 +40,21 @@ def _objects(instances: Sequence[InstanceRef]) -> tuple[ParticipantObject, ...]:
 
 
 def transferred_events(settings: Settings, code: str, delivered: Sequence[InstanceRef],
-                       failed: Sequence[InstanceRef], *,
-                       description: str = "") -> list[AuditEvent]:
+                       failed: Sequence[InstanceRef], *, description: str = "",
+                       client: ClientSide | None = None) -> list[AuditEvent]:
     """Instances sent to the requestor (RAD-69, RAD-55, RAD-107): DICOM Instances Transferred
     R, this node the source; a success event with the delivered instances and a failure event
     with the others (both for a partial answer); a request for nothing found gets one failure
-    event without instances."""
+    event without instances. With ``client`` the consumer's events: DICOM Instances Accessed C,
+    the called source the source."""
+    event_id, action = (EventId.INSTANCES_TRANSFERRED, Action.READ) if client is None else \
+        (EventId.INSTANCES_ACCESSED, Action.CREATE)
     groups: list[tuple[Sequence[InstanceRef], Outcome]] = [
         (docs, outcome) for docs, outcome in ((delivered, Outcome.SUCCESS),
                                               (failed, Outcome.SERIOUS_FAILURE)) if docs]
     return [AuditEvent(
-        EventId.INSTANCES_TRANSFERRED, Action.READ, outcome, transaction(code),
-        participants=server_participants(settings, inverted=True), objects=_objects(docs),
+        event_id, action, outcome, transaction(code),
+        participants=participants_of(settings, client, inverted=True), objects=_objects(docs),
         purpose_of_use=purpose_of_use(),
         description="" if outcome is Outcome.SUCCESS else description)
         for docs, outcome in groups or [((), Outcome.SERIOUS_FAILURE)]]

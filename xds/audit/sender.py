@@ -191,6 +191,26 @@ class AuditSender:
             conn.execute(update(audit_outbox).where(audit_outbox.c.id == failed)
                          .values(attempts=attempts))
 
+    def deliver_once(self) -> int:
+        """One delivery attempt without the thread (a command-line client, after its
+        transaction): send batches until the outbox is drained, then close the transport;
+        the number sent. Sends nothing when another process is this SQLite database's sender
+        (a ``xds serve`` on the same store ships the rows itself). Raises what the transport
+        raised, after stamping what went before."""
+        if self._lock is not None and not self._lock.acquire():
+            return 0
+        total = 0
+        try:
+            while (sent := self.send_pending()) > 0:
+                total += sent
+                if sent < self.batch:
+                    break
+        finally:
+            self.transport.close()
+            if self._lock is not None:
+                self._lock.release()
+        return total
+
     def send_pending(self) -> int:
         """Send one batch of unsent rows; the number sent. Raises what the transport raised
         after stamping the rows that went before it."""

@@ -14,6 +14,7 @@ import logging
 import os
 import socket
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 from sqlalchemy import Connection, Engine
@@ -29,7 +30,7 @@ __all__ = [
     "ANONYMOUS", "transaction", "server_participants", "client_participants", "purpose_of_use",
     "patient_object", "submission_set_object", "document_object", "query_object",
     "study_object", "record_in", "record_after", "local_host", "Build", "rest_request",
-    "with_request",
+    "with_request", "ClientSide", "participants_of",
 ]
 
 log = logging.getLogger("xds.audit")
@@ -133,15 +134,38 @@ def server_participants(settings: Settings, *, inverted: bool = False,
 
 
 def client_participants(settings: Settings, our_id: str, url: str, *,
-                        inverted: bool = False) -> tuple[ActiveParticipant, ...]:
+                        inverted: bool = False, their_id: str = ""
+                        ) -> tuple[ActiveParticipant, ...]:
     """This node (source, the requestor) calling ``url`` (destination); with ``inverted`` the
-    called node is the source of the data. The human requestor of the request being answered,
-    if any, is carried over."""
+    called node is the source of the data. ``their_id``: the called node's UserID when it is
+    not ``url`` (an HL7 receiver's MSH-6|MSH-5). The human requestor of the request being
+    answered (``REQUEST``), if any, is carried over."""
     us = _us(our_id, True, Role.DESTINATION if inverted else Role.SOURCE, settings)
-    other = ActiveParticipant(user_id=url, requestor=False,
+    other = ActiveParticipant(user_id=their_id or url, requestor=False,
                               roles=((Role.SOURCE if inverted else Role.DESTINATION).value,),
                               network_id=_host_of(url))
     return (us, other, *_humans(REQUEST.get()))
+
+
+@dataclass(frozen=True, slots=True)
+class ClientSide:
+    """This node as the initiator of a transaction (a command-line client): ``our_id`` its
+    UserID (the wsa:ReplyTo address, MSH-4|MSH-3) calling ``url``; ``their_id`` the called
+    node's UserID when it is not ``url``. Builders given one audit the client side."""
+
+    our_id: str
+    url: str
+    their_id: str = ""
+
+
+def participants_of(settings: Settings, client: ClientSide | None, *,
+                    inverted: bool = False) -> tuple[ActiveParticipant, ...]:
+    """``server_participants`` for the request being answered (``client`` None), else
+    ``client_participants`` of ``client``; ``inverted`` as for both."""
+    if client is None:
+        return server_participants(settings, inverted=inverted)
+    return client_participants(settings, client.our_id, client.url, inverted=inverted,
+                               their_id=client.their_id)
 
 
 def purpose_of_use(info: RequestInfo | None = None) -> tuple[CodedValue, ...]:

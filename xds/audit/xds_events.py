@@ -1,5 +1,6 @@
 """Audit events of the XDS.b transactions: ITI-18/51 query, ITI-41/42 submissions (import on the
-receiving side, export on the sending side), ITI-43 retrieve (one event per outcome)."""
+receiving side, export on the sending side), ITI-43 retrieve (one event per outcome; export on
+the repository, import on the consumer). ``client``: the event of the initiating side."""
 
 from __future__ import annotations
 
@@ -9,8 +10,8 @@ from lxml import etree
 
 from xds.audit.events import Action, AuditEvent, EventId, Outcome, ParticipantObject
 from xds.audit.transactions import (
-    client_participants, document_object, patient_object, purpose_of_use, query_object,
-    server_participants, submission_set_object, transaction,
+    ClientSide, client_participants, document_object, participants_of, patient_object,
+    purpose_of_use, query_object, server_participants, submission_set_object, transaction,
 )
 from xds.config import Settings
 from xds.ebrim.rim import RIM, Element
@@ -39,9 +40,11 @@ def _unquoted(text: str) -> str:
 
 
 def stored_query_event(settings: Settings, body: Element, outcome: Outcome, *,
-                       multi_patient: bool = False, description: str = "") -> AuditEvent:
-    """ITI-18 (ITI-51) on the registry: Query E; the patient of a ``...PatientId`` parameter,
-    the query (id = the stored query id, ParticipantObjectQuery = the rim:AdhocQuery)."""
+                       multi_patient: bool = False, description: str = "",
+                       client: ClientSide | None = None) -> AuditEvent:
+    """ITI-18 (ITI-51) on the registry, or on the consumer with ``client``: Query E; the
+    patient of a ``...PatientId`` parameter, the query (id = the stored query id,
+    ParticipantObjectQuery = the rim:AdhocQuery)."""
     code = "ITI-51" if multi_patient else "ITI-18"
     adhoc = body.find(f"{RIM}AdhocQuery")
     query_id = adhoc.get("id", "") if adhoc is not None else ""
@@ -58,7 +61,7 @@ def stored_query_event(settings: Settings, body: Element, outcome: Outcome, *,
     details = [("urn:ihe:iti:xca:2010:homeCommunityId", home)] if home else []
     objects.append(query_object(code, query_id, request, details=details))
     return AuditEvent(EventId.QUERY, Action.EXECUTE, outcome, transaction(code),
-                      participants=server_participants(settings), objects=tuple(objects),
+                      participants=participants_of(settings, client), objects=tuple(objects),
                       purpose_of_use=purpose_of_use(), description=description)
 
 
@@ -109,20 +112,26 @@ def export_event(settings: Settings, code: str, submit_objects_request: Element,
 
 def retrieve_events(settings: Settings, delivered: Sequence[tuple[str, str, str | None]],
                     failed: Sequence[tuple[str, str, str | None]],
-                    errors: Sequence[RegistryError] = ()) -> list[AuditEvent]:
+                    errors: Sequence[RegistryError] = (), *, client: ClientSide | None = None,
+                    description: str = "") -> list[AuditEvent]:
     """ITI-43 on the repository: Export R with this node as the source; one event with the
     delivered documents (success) and one with the others (failure), each (documentUniqueId,
     repositoryUniqueId, homeCommunityId) -- both for a PartialSuccess (ITI18-27, IPF); a
-    request that named no document gets one failure event without documents."""
+    request that named no document gets one failure event without documents. With ``client``
+    the consumer's events: Import C, the repository the source. ``description`` explains the
+    failure when ``errors`` do not (the repository could not be reached)."""
+    event_id, action = (EventId.EXPORT, Action.READ) if client is None else \
+        (EventId.IMPORT, Action.CREATE)
+    why = description or _description(errors)
     events = []
     groups = ((delivered, Outcome.SUCCESS), (failed, Outcome.SERIOUS_FAILURE))
     for docs, outcome in groups if delivered or failed else (((), Outcome.SERIOUS_FAILURE),):
         if not docs and (delivered or failed):
             continue
         events.append(AuditEvent(
-            EventId.EXPORT, Action.READ, outcome, transaction("ITI-43"),
-            participants=server_participants(settings, inverted=True),
+            event_id, action, outcome, transaction("ITI-43"),
+            participants=participants_of(settings, client, inverted=True),
             objects=tuple(document_object(uid, repo, home) for uid, repo, home in docs),
             purpose_of_use=purpose_of_use(),
-            description="" if outcome is Outcome.SUCCESS else _description(errors)))
+            description="" if outcome is Outcome.SUCCESS else why))
     return events

@@ -12,11 +12,16 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from xds.cli.options import ClientCa, ClientCert, ClientKey, Saml, credentials_from, settings_from
+from xds.audit.clients import step_events
+from xds.cli.options import (
+    AuditUrl, ClientCa, ClientCert, ClientKey, DatabaseUrl, DataDir, Saml, client_trail,
+    credentials_from, settings_from,
+)
 from xds.cli.submit import ShowProgress, print_errors, transfer_progress
 from xds.clients.consumer import RegistryFault
 from xds.clients.imaging import DEFAULT_SYNTAXES, fetch as fetch_images
 from xds.clients.source import RepositoryFault, parse_code
+from xds.clients.steps import Step
 
 __all__ = ["app"]
 
@@ -59,10 +64,15 @@ def fetch(
     key: ClientKey = None,
     ca: ClientCa = None,
     saml: Saml = None,
+    audit_url: AuditUrl = None,
+    data_dir: DataDir = None,
+    database_url: DatabaseUrl = None,
 ) -> None:
     """Find the manifests, read them, retrieve every referenced instance; print a summary.
 
-    Exits 1 when no manifest was found or an instance could not be retrieved.
+    Exits 1 when no manifest was found or an instance could not be retrieved. With
+    --audit-url every ITI-18, ITI-43 and RAD-69 exchange is audited; see there for when the
+    messages are sent.
     """
     if not (patient or study or accession):
         raise typer.BadParameter("give --patient, --study or --accession")
@@ -75,18 +85,23 @@ def fetch(
     sources = {settings.imaging_source_unique_id: base + "/xds/imaging"}
     sources.update(_pairs(source, "--source"))
     console = Console(stderr=True)
-    try:
-        with transfer_progress("RAD-69 download", progress or sys.stdout.isatty()) as show:
-            result = fetch_images(
-                registry, patient, out, sources=sources, repositories=repositories,
-                study_uid=study, accession=accession,
-                transfer_syntaxes=transfer_syntax or DEFAULT_SYNTAXES, progress=show,
-                class_code=parse_code(settings.imaging_class_code).key,
-                on_manifest=lambda uid, n: console.print(f"manifest for study {uid}: {n} instances"),
-                credentials=credentials)
-    except (RegistryFault, RepositoryFault, httpx.HTTPError, OSError, ValueError) as exc:
-        typer.echo(f"imaging fetch failed: {exc}", err=True)
-        raise typer.Exit(1) from None
+    with client_trail(data_dir, database_url, audit_url, credentials) as trail:
+        def audit(step: Step) -> None:
+            trail.record(lambda: step_events(trail.settings, step))
+
+        try:
+            with transfer_progress("RAD-69 download", progress or sys.stdout.isatty()) as show:
+                result = fetch_images(
+                    registry, patient, out, sources=sources, repositories=repositories,
+                    study_uid=study, accession=accession,
+                    transfer_syntaxes=transfer_syntax or DEFAULT_SYNTAXES, progress=show,
+                    class_code=parse_code(settings.imaging_class_code).key,
+                    on_manifest=lambda uid, n: console.print(
+                        f"manifest for study {uid}: {n} instances"),
+                    credentials=credentials, on_step=audit)
+        except (RegistryFault, RepositoryFault, httpx.HTTPError, OSError, ValueError) as exc:
+            typer.echo(f"imaging fetch failed: {exc}", err=True)
+            raise typer.Exit(1) from None
     table = Table("studies", "manifests", "instances saved", "MB", "not retrieved")
     table.add_row(str(len(result.studies)), str(len(result.manifests)), str(len(result.files)),
                   f"{result.bytes / 1e6:.1f}", str(len(result.missing) + len(result.errors)))

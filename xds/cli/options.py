@@ -4,16 +4,19 @@ from ``XDS_*``."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from xds.config import Settings
-from xds.security.credentials import Credentials
+from xds.security.credentials import NO_CREDENTIALS, Credentials
 from xds.security.wsse import MAX_ASSERTION_BYTES, read_assertion
 
-__all__ = ["DataDir", "DatabaseUrl", "ClientCert", "ClientKey", "ClientCa", "Saml",
-           "settings_from", "credentials_from"]
+if TYPE_CHECKING:
+    from xds.audit.clients import ClientTrail
+
+__all__ = ["DataDir", "DatabaseUrl", "ClientCert", "ClientKey", "ClientCa", "Saml", "AuditUrl",
+           "settings_from", "credentials_from", "trail_settings", "client_trail"]
 
 DataDir = Annotated[Path | None, typer.Option(
     "--data-dir", envvar="XDS_DATA_DIR", help="Data directory (default ./xds-data).")]
@@ -30,6 +33,13 @@ ClientCa = Annotated[str | None, typer.Option(
 Saml = Annotated[Path | None, typer.Option(
     "--saml", envvar="XDS_SAML",
     help="File with a signed saml2:Assertion, sent in wsse:Security (XUA, ITI-40).")]
+
+AuditUrl = Annotated[str | None, typer.Option(
+    "--audit-url", envvar="XDS_AUDIT_URL",
+    help="Audit Record Repository (syslog+tls://host:6514, syslog+tcp://, syslog+udp://): the "
+         "transaction is audited (ATNA) in the outbox of --data-dir/--database-url and sent "
+         "when the command ends; what the repository does not take stays there for the next "
+         "audited command or a 'xds serve' on the same store. Default: no audit, no database.")]
 
 
 def settings_from(**options: object) -> Settings:
@@ -54,3 +64,33 @@ def credentials_from(cert: str | None, key: str | None, ca: str | None,
         if path and not Path(path).is_file():
             raise typer.BadParameter(f"no such file: {path}", param_hint=option)
     return Credentials(ca=ca or "", cert=cert or "", key=key or "", saml=assertion)
+
+
+def trail_settings(data_dir: Path | None, database_url: str | None, audit_url: str | None,
+                   credentials: Credentials = NO_CREDENTIALS) -> Settings:
+    """The Settings of a client command's audit trail: its store, the ARR, and the command's
+    client certificate and CAs (``--cert/--key/--ca``) for a syslog+tls repository. A URL of
+    no syslog transport is a usage error."""
+    if audit_url:
+        from urllib.parse import urlsplit
+
+        from xds.audit.syslog import DEFAULT_PORTS
+
+        parts = urlsplit(audit_url)
+        if parts.scheme.lower() not in DEFAULT_PORTS or not parts.hostname:
+            raise typer.BadParameter(
+                f"{audit_url!r}: use syslog+tls://host:port, syslog+tcp:// or syslog+udp://",
+                param_hint="--audit-url")
+    return settings_from(data_dir=data_dir, database_url=database_url, audit_url=audit_url,
+                         client_cert=credentials.cert or None, client_key=credentials.key or None,
+                         client_ca=credentials.ca or None)
+
+
+def client_trail(data_dir: Path | None, database_url: str | None, audit_url: str | None,
+                 credentials: Credentials = NO_CREDENTIALS) -> ClientTrail:
+    """The audit trail of a client command: the store of ``--data-dir``/``--database-url``,
+    active only with ``--audit-url``; the XUA requestor of ``--saml``."""
+    from xds.audit.clients import ClientTrail
+
+    return ClientTrail(trail_settings(data_dir, database_url, audit_url, credentials),
+                       credentials.saml)

@@ -5,13 +5,19 @@ from __future__ import annotations
 import re
 import ssl
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated
 
 import typer
 from hl7.client import MLLPClient  # type: ignore[import-untyped, unused-ignore]
 
-from xds.cli.options import ClientCa, ClientCert, ClientKey, credentials_from
+from xds.audit.clients import feed_events, pix_query_events
+from xds.cli.options import (
+    AuditUrl, ClientCa, ClientCert, ClientKey, DatabaseUrl, DataDir, client_trail,
+    credentials_from,
+)
+from xds.clients.steps import failure_text
 from xds.hl7.errors import AckCode
 from xds.model.values import is_oid, now_dtm
 
@@ -92,13 +98,21 @@ def _field(segments: list[list[str]], name: str, number: int) -> str:
     return ""
 
 
-def _connect(host: str, port: int, timeout: float, tls: ssl.SSLContext | None) -> MLLPClient:
+def _errors(answer: list[list[str]]) -> str:
+    """The ERR segments of an answer, for an audit's outcome description."""
+    return "; ".join("|".join(fields) for fields in answer if fields[0] == "ERR")
+
+
+def _connect(host: str, port: int, timeout: float, tls: ssl.SSLContext | None,
+             failed: Callable[[str], None]) -> MLLPClient:
+    """An MLLP connection; ``failed`` is told why there is none before exiting 1."""
     try:
         client = MLLPClient(host, port)
         client.socket.settimeout(timeout)
         if tls is not None:
             client.socket = tls.wrap_socket(client.socket, server_hostname=host)
     except OSError as exc:  # refused, or the TLS handshake failed (ssl.SSLError)
+        failed(failure_text(exc))
         typer.echo(f"error: cannot connect to {host}:{port}: {exc}", err=True)
         raise typer.Exit(1) from None
     return client
@@ -122,9 +136,13 @@ def feed(
     cert: ClientCert = None,
     key: ClientKey = None,
     ca: ClientCa = None,
+    audit_url: AuditUrl = None,
+    data_dir: DataDir = None,
+    database_url: DatabaseUrl = None,
 ) -> None:
     """Send each message of FILE over one MLLP connection and print its ACK (MSA-1, MSA-2, any
-    ERR); exit 1 when an ACK is not AA."""
+    ERR); exit 1 when an ACK is not AA. With --audit-url each feed is audited (ITI-8 Patient
+    Record); see there for when the messages are sent."""
     try:
         messages = split_messages(file.read_bytes())
     except ValueError as exc:
@@ -134,21 +152,33 @@ def feed(
         typer.echo(f"error: {file} holds no HL7 message", err=True)
         raise typer.Exit(2)
     refused = 0
-    with _connect(host, port, timeout, _tls(tls, cert, key, ca)) as client:
-        for message in messages:
-            sent = _segments(message)
-            label = f"{_field(sent, 'MSH', 10)} {_field(sent, 'MSH', 9)}"
-            try:
-                ack = _segments(_exchange(client, message))
-            except OSError as exc:  # reset, timed out
-                typer.echo(f"{label}: error: {exc}", err=True)
-                raise typer.Exit(1) from None
-            code = _field(ack, "MSA", 1)
-            typer.echo(f"{label}: {code or '(no MSA)'} {_field(ack, 'MSA', 2)}".rstrip())
-            for fields in ack:
-                if fields[0] == "ERR":
-                    typer.echo("  " + "|".join(fields))
-            refused += code != AckCode.AA
+    url = f"mllp://{host}:{port}"
+    with client_trail(data_dir, database_url, audit_url, credentials_from(cert, key, ca)) as trail:
+        def audit(message: bytes, code: str = "", failure: str = "", why: str = "") -> None:
+            trail.record(lambda: feed_events(trail.settings, url, message, code,
+                                             failure=failure, description=why))
+
+        def unsent(why: str) -> None:
+            for message in messages:
+                audit(message, failure=why)
+
+        with _connect(host, port, timeout, _tls(tls, cert, key, ca), unsent) as client:
+            for message in messages:
+                sent = _segments(message)
+                label = f"{_field(sent, 'MSH', 10)} {_field(sent, 'MSH', 9)}"
+                try:
+                    ack = _segments(_exchange(client, message))
+                except OSError as exc:  # reset, timed out
+                    audit(message, failure=failure_text(exc))
+                    typer.echo(f"{label}: error: {exc}", err=True)
+                    raise typer.Exit(1) from None
+                code = _field(ack, "MSA", 1)
+                audit(message, code, why=_errors(ack))
+                typer.echo(f"{label}: {code or '(no MSA)'} {_field(ack, 'MSA', 2)}".rstrip())
+                for fields in ack:
+                    if fields[0] == "ERR":
+                        typer.echo("  " + "|".join(fields))
+                refused += code != AckCode.AA
     if refused:
         typer.echo(f"{refused} of {len(messages)} messages not accepted", err=True)
         raise typer.Exit(1)
@@ -169,8 +199,13 @@ def query(
     cert: ClientCert = None,
     key: ClientKey = None,
     ca: ClientCa = None,
+    audit_url: AuditUrl = None,
+    data_dir: DataDir = None,
+    database_url: DatabaseUrl = None,
 ) -> None:
-    """Ask the PIX Manager for the other ids of ID (ITI-9 QBP^Q23) and print them, one a line."""
+    """Ask the PIX Manager for the other ids of ID (ITI-9 QBP^Q23) and print them, one a line.
+
+    With --audit-url the query is audited; see there for when the message is sent."""
     parts = patient_id.split("^")
     if len(parts) < 4 or not parts[0] or not parts[3]:
         typer.echo(f"error: {patient_id!r} is not a CX of the form ID^^^&OID&ISO", err=True)
@@ -180,12 +215,21 @@ def query(
         typer.echo(f"error: --domain {bad[0]!r} is not an OID", err=True)
         raise typer.Exit(2)
     message = pix_query_message(patient_id, domains, uuid.uuid4().hex[:20].upper())
-    with _connect(host, port, timeout, _tls(tls, cert, key, ca)) as client:
-        try:
-            answer = _segments(_exchange(client, message))
-        except OSError as exc:  # refused, reset, timed out
-            typer.echo(f"error: {exc}", err=True)
-            raise typer.Exit(1) from None
+    url = f"mllp://{host}:{port}"
+    with client_trail(data_dir, database_url, audit_url, credentials_from(cert, key, ca)) as trail:
+        def audit(code: str = "", failure: str = "", why: str = "") -> None:
+            trail.record(lambda: pix_query_events(trail.settings, url, message, code,
+                                                  failure=failure, description=why))
+
+        with _connect(host, port, timeout, _tls(tls, cert, key, ca),
+                      lambda why: audit(failure=why)) as client:
+            try:
+                answer = _segments(_exchange(client, message))
+            except OSError as exc:  # refused, reset, timed out
+                audit(failure=failure_text(exc))
+                typer.echo(f"error: {exc}", err=True)
+                raise typer.Exit(1) from None
+        audit(_field(answer, "MSA", 1), why=_errors(answer))
     code = _field(answer, "MSA", 1)
     if code != AckCode.AA:
         typer.echo(f"error: {code or '(no MSA)'} {_field(answer, 'QAK', 2)}".rstrip(), err=True)

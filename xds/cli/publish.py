@@ -7,8 +7,10 @@ from typing import Annotated
 import typer
 
 from xds.cli.imaging import local_source
+from xds.audit.clients import ClientTrail
 from xds.cli.options import (
-    ClientCa, ClientCert, ClientKey, DatabaseUrl, DataDir, Saml, credentials_from, settings_from,
+    AuditUrl, ClientCa, ClientCert, ClientKey, DatabaseUrl, DataDir, Saml, credentials_from,
+    trail_settings,
 )
 
 __all__ = ["publish"]
@@ -26,12 +28,18 @@ def publish(
     key: ClientKey = None,
     ca: ClientCa = None,
     saml: Saml = None,
+    audit_url: AuditUrl = None,
 ) -> None:
-    """Publish the manifest of STUDY now (an RPLC of the previous one when there is one)."""
+    """Publish the manifest of STUDY now (an RPLC of the previous one when there is one).
+
+    The export (RAD-68) is always audited in the store's outbox; with --audit-url the command
+    also sends what the outbox holds when it ends (else a xds serve on the store does)."""
     from xds.imaging.publish import PublishError, publish_study
 
     credentials = credentials_from(cert, key, ca, saml)
-    with local_source(settings_from(data_dir=data_dir, database_url=database_url)) as source:
+    settings = trail_settings(data_dir, database_url, audit_url, credentials)
+    with ClientTrail(settings, credentials.saml) as trail, trail.requesting(), \
+            local_source(settings) as source:
         try:
             result = publish_study(source, study, repository_url=repository_url,
                                    credentials=credentials)

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Sequence
-from typing import Annotated
+from pathlib import Path
+from typing import Annotated, NamedTuple
 
 import httpx
 import typer
@@ -12,7 +13,11 @@ from lxml import etree
 from rich.console import Console
 from rich.table import Table
 
-from xds.cli.options import ClientCa, ClientCert, ClientKey, Saml, credentials_from
+from xds.cli.options import (
+    AuditUrl, ClientCa, ClientCert, ClientKey, DatabaseUrl, DataDir, Saml, client_trail,
+    credentials_from,
+)
+from xds.audit.clients import step_events
 from xds.clients.consumer import DocumentConsumer, RegistryFault, quote, quote_list
 from xds.ebrim.association import parse_association
 from xds.ebrim.documententry import parse_document_entry
@@ -20,6 +25,7 @@ from xds.ebrim.folder import parse_folder
 from xds.ebrim.rim import RIM
 from xds.ebrim.submissionset import parse_submission_set
 from xds.ebrim.vocabulary import FD, NS_RS, SS, ReturnType, Status, StoredQuery
+from xds.clients.steps import Step, answered, failure_text
 from xds.security.credentials import Credentials
 
 __all__ = ["app"]
@@ -40,18 +46,31 @@ def _statuses(values: Sequence[str] | None) -> str:
     return quote_list(chosen)
 
 
+class Store(NamedTuple):
+    """The audit options of a query: where the outbox is, where it goes."""
+
+    data_dir: Path | None
+    database_url: str | None
+    audit_url: str | None
+
+
 def _run(url: str, query: StoredQuery, params: list[tuple[str, list[str]]], xml: bool,
-         object_ref: bool, credentials: Credentials) -> None:
+         object_ref: bool, store: Store, credentials: Credentials) -> None:
     consumer = DocumentConsumer(url, credentials=credentials)
-    try:
-        response = consumer.stored_query(
-            query, params, ReturnType.ObjectRef if object_ref else ReturnType.LeafClass)
-    except RegistryFault as exc:
-        typer.echo(f"SOAP fault: {exc}", err=True)
-        raise typer.Exit(1) from exc
-    except httpx.HTTPError as exc:
-        typer.echo(f"ITI-18 to {url} failed: {exc}", err=True)
-        raise typer.Exit(1) from None
+    with client_trail(*store, credentials) as trail:
+        def audit(step: Step) -> None:
+            trail.record(lambda: step_events(trail.settings, step))
+
+        try:
+            response = consumer.stored_query(
+                query, params, ReturnType.ObjectRef if object_ref else ReturnType.LeafClass)
+        except (RegistryFault, httpx.HTTPError) as exc:
+            audit(Step("ITI-18", url, query=consumer.last_request, failure=failure_text(exc)))
+            reason = f"SOAP fault: {exc}" if isinstance(exc, RegistryFault) \
+                else f"ITI-18 to {url} failed: {exc}"
+            typer.echo(reason, err=True)
+            raise typer.Exit(1) from None
+        audit(answered(Step("ITI-18", url, query=consumer.last_request), response))
     if xml:
         typer.echo(etree.tostring(response, pretty_print=True, encoding="unicode"))
     else:
@@ -112,6 +131,7 @@ def find_documents(
     creation_to: Annotated[str | None, typer.Option(help="DTM, exclusive")] = None,
     url: Url = _DEFAULT_URL, xml: AsXml = False, object_ref: ObjectRefs = False,
     cert: ClientCert = None, key: ClientKey = None, ca: ClientCa = None, saml: Saml = None,
+    audit_url: AuditUrl = None, data_dir: DataDir = None, database_url: DatabaseUrl = None,
 ) -> None:
     """FindDocuments: a patient's DocumentEntries, narrowed by codes and times."""
     params = [("$XDSDocumentEntryPatientId", [quote(patient_id)]),
@@ -126,7 +146,7 @@ def find_documents(
     if creation_to:
         params.append(("$XDSDocumentEntryCreationTimeTo", [creation_to]))
     _run(url, StoredQuery.FindDocuments, params, xml, object_ref,
-         credentials_from(cert, key, ca, saml))
+         Store(data_dir, database_url, audit_url), credentials_from(cert, key, ca, saml))
 
 
 @app.command("find-submission-sets")
@@ -134,12 +154,13 @@ def find_submission_sets(
     patient_id: Annotated[str, typer.Argument(help="CX")],
     url: Url = _DEFAULT_URL, xml: AsXml = False, object_ref: ObjectRefs = False,
     cert: ClientCert = None, key: ClientKey = None, ca: ClientCa = None, saml: Saml = None,
+    audit_url: AuditUrl = None, data_dir: DataDir = None, database_url: DatabaseUrl = None,
 ) -> None:
     """FindSubmissionSets: a patient's SubmissionSets."""
     params = [("$XDSSubmissionSetPatientId", [quote(patient_id)]),
               ("$XDSSubmissionSetStatus", [_statuses(None)])]
     _run(url, StoredQuery.FindSubmissionSets, params, xml, object_ref,
-         credentials_from(cert, key, ca, saml))
+         Store(data_dir, database_url, audit_url), credentials_from(cert, key, ca, saml))
 
 
 @app.command("find-folders")
@@ -147,12 +168,13 @@ def find_folders(
     patient_id: Annotated[str, typer.Argument(help="CX")], status: Statuses = None,
     url: Url = _DEFAULT_URL, xml: AsXml = False, object_ref: ObjectRefs = False,
     cert: ClientCert = None, key: ClientKey = None, ca: ClientCa = None, saml: Saml = None,
+    audit_url: AuditUrl = None, data_dir: DataDir = None, database_url: DatabaseUrl = None,
 ) -> None:
     """FindFolders: a patient's Folders."""
     params = [("$XDSFolderPatientId", [quote(patient_id)]),
               ("$XDSFolderStatus", [_statuses(status)])]
     _run(url, StoredQuery.FindFolders, params, xml, object_ref,
-         credentials_from(cert, key, ca, saml))
+         Store(data_dir, database_url, audit_url), credentials_from(cert, key, ca, saml))
 
 
 @app.command("get-all")
@@ -160,13 +182,14 @@ def get_all(
     patient_id: Annotated[str, typer.Argument(help="CX")],
     url: Url = _DEFAULT_URL, xml: AsXml = False, object_ref: ObjectRefs = False,
     cert: ClientCert = None, key: ClientKey = None, ca: ClientCa = None, saml: Saml = None,
+    audit_url: AuditUrl = None, data_dir: DataDir = None, database_url: DatabaseUrl = None,
 ) -> None:
     """GetAll: every SubmissionSet, DocumentEntry, Folder and Association of a patient."""
     both = _statuses(["Approved", "Deprecated"])
     params = [("$patientId", [quote(patient_id)]), ("$XDSDocumentEntryStatus", [both]),
               ("$XDSSubmissionSetStatus", [both]), ("$XDSFolderStatus", [both])]
     _run(url, StoredQuery.GetAll, params, xml, object_ref,
-         credentials_from(cert, key, ca, saml))
+         Store(data_dir, database_url, audit_url), credentials_from(cert, key, ca, saml))
 
 
 @app.command("get-documents")
@@ -174,12 +197,13 @@ def get_documents(
     ids: Annotated[list[str], typer.Argument(help="entryUUIDs (urn:uuid:...) or uniqueIds")],
     url: Url = _DEFAULT_URL, xml: AsXml = False, object_ref: ObjectRefs = False,
     cert: ClientCert = None, key: ClientKey = None, ca: ClientCa = None, saml: Saml = None,
+    audit_url: AuditUrl = None, data_dir: DataDir = None, database_url: DatabaseUrl = None,
 ) -> None:
     """GetDocuments: DocumentEntries by entryUUID or by uniqueId."""
     by_uuid = all(i.startswith("urn:uuid:") for i in ids)
     name = "$XDSDocumentEntryEntryUUID" if by_uuid else "$XDSDocumentEntryUniqueId"
     _run(url, StoredQuery.GetDocuments, [(name, [quote_list(ids)])], xml, object_ref,
-         credentials_from(cert, key, ca, saml))
+         Store(data_dir, database_url, audit_url), credentials_from(cert, key, ca, saml))
 
 
 @app.command("run")
@@ -190,6 +214,7 @@ def run(
         "-p \"\\$XDSDocumentEntryPatientId='1^^^&1.2&ISO'\"; repeat a NAME for AND")] = None,
     url: Url = _DEFAULT_URL, xml: AsXml = False, object_ref: ObjectRefs = False,
     cert: ClientCert = None, key: ClientKey = None, ca: ClientCa = None, saml: Saml = None,
+    audit_url: AuditUrl = None, data_dir: DataDir = None, database_url: DatabaseUrl = None,
 ) -> None:
     """Any stored query with raw parameters."""
     try:
@@ -206,4 +231,4 @@ def run(
             raise typer.Exit(2)
         params.append((name if name.startswith("$") else "$" + name, [value]))
     _run(url, query_id, params, xml, object_ref,
-         credentials_from(cert, key, ca, saml))
+         Store(data_dir, database_url, audit_url), credentials_from(cert, key, ca, saml))

@@ -6,7 +6,7 @@ import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import httpx
 import typer
@@ -16,11 +16,22 @@ from rich.progress import (
 )
 
 from xds.clients import source
-from xds.cli.options import ClientCa, ClientCert, ClientKey, Saml, credentials_from
-from xds.clients.source import RepositoryFault, build_submission, parse_code, provide_and_register
+from xds.cli.options import (
+    AuditUrl, ClientCa, ClientCert, ClientKey, DatabaseUrl, DataDir, Saml, client_trail,
+    credentials_from,
+)
+from xds.clients.source import (
+    RegistryResponse, RepositoryFault, build_submission, parse_code, provide_and_register,
+)
+from xds.clients.steps import failure_text
+from xds.ebrim.submission import build_submit_objects_request
 from xds.model.errors import RegistryError, Severity
-from xds.model.metadata import Author
+from xds.model.metadata import Author, Submission
 from xds.model.values import Code
+from xds.security.credentials import Credentials
+
+if TYPE_CHECKING:
+    from xds.audit.clients import ClientTrail
 
 __all__ = ["submit", "transfer_progress", "print_errors", "REPOSITORY_URL", "Url", "ShowProgress"]
 
@@ -67,6 +78,29 @@ def _code(option: str, value: str | None, default: Code) -> Code:
         raise typer.BadParameter(str(exc), param_hint=option) from None
 
 
+def _send(url: str, submission: Submission, files: list[Path], progress: bool,
+          credentials: Credentials, trail: ClientTrail) -> RegistryResponse:
+    """ITI-41 with a progress bar, audited on ``trail``; a failed exchange exits 1."""
+    from xds.audit.clients import submission_event
+
+    def audit(status: str = "", errors: list[RegistryError] | None = None,
+              failure: str = "") -> None:
+        trail.record(lambda: submission_event(
+            trail.settings, url, build_submit_objects_request(submission), errors or [],
+            status=status, failure=failure))
+
+    try:
+        with transfer_progress("ITI-41 upload", progress or sys.stdout.isatty()) as show:
+            response = provide_and_register(url, submission, files, progress=show,
+                                            credentials=credentials)
+    except (RepositoryFault, httpx.HTTPError) as exc:
+        audit(failure=failure_text(exc))
+        typer.echo(f"ITI-41 to {url} failed: {exc}", err=True)
+        raise typer.Exit(1) from None
+    audit(str(response.status), response.errors)
+    return response
+
+
 def submit(
     files: Annotated[list[Path], typer.Argument(
         exists=True, dir_okay=False, readable=True, help="Documents to submit.")],
@@ -97,10 +131,14 @@ def submit(
     key: ClientKey = None,
     ca: ClientCa = None,
     saml: Saml = None,
+    audit_url: AuditUrl = None,
+    data_dir: DataDir = None,
+    database_url: DatabaseUrl = None,
 ) -> None:
     """Provide and Register Document Set-b (ITI-41): build metadata for FILEs, send them (MTOM).
 
-    Prints the SubmissionSet uniqueId and each document's uniqueId; exits 1 on Failure.
+    Prints the SubmissionSet uniqueId and each document's uniqueId; exits 1 on Failure. With
+    --audit-url the export is audited; see there for when the message is sent.
     """
     credentials = credentials_from(cert, key, ca, saml)
     confidentiality = [_code("--confidentiality-code", c, source.CONFIDENTIALITY_CODE)
@@ -123,13 +161,8 @@ def submit(
         )
     except ValueError as exc:
         raise typer.BadParameter(str(exc)) from None
-    try:
-        with transfer_progress("ITI-41 upload", progress or sys.stdout.isatty()) as show:
-            response = provide_and_register(url, submission, files, progress=show,
-                                            credentials=credentials)
-    except (RepositoryFault, httpx.HTTPError) as exc:
-        typer.echo(f"ITI-41 to {url} failed: {exc}", err=True)
-        raise typer.Exit(1) from None
+    with client_trail(data_dir, database_url, audit_url, credentials) as trail:
+        response = _send(url, submission, files, progress, credentials, trail)
     status = response.status.rsplit(":", 1)[-1]
     print_errors(response.errors)
     if not response.success:

@@ -19,7 +19,7 @@ from xds.soap.ns import SOAP12_ENV, WSA, WSA_ANONYMOUS
 from xds.soap.xmlparse import parse_xml
 
 __all__ = ["DocumentConsumer", "RegistryFault", "REGISTRY_WSDL", "multi_patient_query", "quote",
-           "quote_list"]
+           "quote_list", "adhoc_query_request"]
 
 REGISTRY_WSDL = WSDL_DIR / "iti" / "wsdl" / "XDS.b_DocumentRegistry.wsdl"
 _MAX_RESPONSE = 256 * 1024 * 1024
@@ -66,6 +66,8 @@ class DocumentConsumer:
             "{urn:ihe:iti:xds-b:2007}DocumentRegistry_Binding_Soap12", endpoint)
         self._rim = self._client.type_factory(NS_RIM)
         self._query = self._client.type_factory("urn:oasis:names:tc:ebxml-regrep:xsd:query:3.0")
+        #: The query:AdhocQueryRequest of the last ``stored_query``, as sent (for an audit).
+        self.last_request: etree._Element | None = None
 
     def stored_query(
         self,
@@ -87,6 +89,8 @@ class DocumentConsumer:
                 returnType=str(return_type), returnComposedObjects=True),
             AdhocQuery=self._rim.AdhocQueryType(id=query_id, Slot=slots))
         envelope.find(f"{{{SOAP12_ENV}}}Header").extend(self._credentials.soap_headers())
+        body = envelope.find(f"{{{SOAP12_ENV}}}Body")
+        self.last_request = body[0] if body is not None and len(body) else None
         response = httpx.post(
             self.endpoint, content=etree.tostring(envelope, xml_declaration=True,
                                                   encoding="UTF-8"),
@@ -101,16 +105,7 @@ def multi_patient_query(endpoint: str, query_id: str, params: Sequence[tuple[str
     """ITI-51 Multi-Patient Stored Query (``urn:ihe:iti:2009:MultiPatientStoredQuery``) at
     ``endpoint``, LeafClass; the ``query:AdhocQueryResponse`` element. The registry WSDL has no
     ITI-51 operation, so the request is built here. Raises RegistryFault, httpx.HTTPError."""
-    request = etree.Element(f"{{{NS_QUERY}}}AdhocQueryRequest",
-                            nsmap={"query": NS_QUERY, "rim": NS_RIM})
-    etree.SubElement(request, f"{{{NS_QUERY}}}ResponseOption",
-                     returnType=str(ReturnType.LeafClass), returnComposedObjects="true")
-    query = etree.SubElement(request, f"{{{NS_RIM}}}AdhocQuery", id=query_id)
-    for name, values in params:
-        slot = etree.SubElement(query, f"{{{NS_RIM}}}Slot", name=name)
-        value_list = etree.SubElement(slot, f"{{{NS_RIM}}}ValueList")
-        for value in values:
-            etree.SubElement(value_list, f"{{{NS_RIM}}}Value").text = value
+    request = adhoc_query_request(query_id, params)
     to = etree.Element(f"{{{WSA}}}To", nsmap={"wsa": WSA})
     to.text = endpoint
     reply_to = etree.Element(f"{{{WSA}}}ReplyTo", nsmap={"wsa": WSA})
@@ -120,6 +115,22 @@ def multi_patient_query(endpoint: str, query_id: str, params: Sequence[tuple[str
     response = httpx.post(endpoint, content=envelope, timeout=timeout, headers={
         "Content-Type": "application/soap+xml; charset=UTF-8"}, verify=credentials.verify())
     return _body(response.content)
+
+
+def adhoc_query_request(query_id: str, params: Sequence[tuple[str, Sequence[str]]],
+                        return_type: ReturnType = ReturnType.LeafClass) -> etree._Element:
+    """The ``query:AdhocQueryRequest`` of stored query ``query_id`` with ``params``."""
+    request = etree.Element(f"{{{NS_QUERY}}}AdhocQueryRequest",
+                            nsmap={"query": NS_QUERY, "rim": NS_RIM})
+    etree.SubElement(request, f"{{{NS_QUERY}}}ResponseOption",
+                     returnType=str(return_type), returnComposedObjects="true")
+    query = etree.SubElement(request, f"{{{NS_RIM}}}AdhocQuery", id=query_id)
+    for name, values in params:
+        slot = etree.SubElement(query, f"{{{NS_RIM}}}Slot", name=name)
+        value_list = etree.SubElement(slot, f"{{{NS_RIM}}}ValueList")
+        for value in values:
+            etree.SubElement(value_list, f"{{{NS_RIM}}}Value").text = value
+    return request
 
 
 class RegistryFault(Exception):

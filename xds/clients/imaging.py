@@ -2,25 +2,29 @@
 fetch them (ITI-43), and retrieve every referenced instance with RAD-69 into Part-10 files.
 
 Each instance streams from the MTOM answer into its file; memory does not grow with study size.
+``on_step`` sees each of those exchanges (``xds.clients.steps``), for an audit trail.
 """
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import tempfile
 from collections import defaultdict
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 
 from lxml import etree
 
 from xds.actions import Action
 from xds.clients.consumer import (
-    DocumentConsumer, RegistryFault, multi_patient_query, quote, quote_list,
+    DocumentConsumer, RegistryFault, adhoc_query_request, multi_patient_query, quote, quote_list,
 )
 from xds.clients.retrieve import RetrieveDocumentSetResponse, post_retrieve, retrieve
 from xds.clients.source import Progress, _addressing
+from xds.clients.steps import OnStep, Step, answered, failure_text
 from xds.dicom.uids import DCMUID_SCHEME, EXPLICIT_LE, IMPLICIT_LE, KOS_SOP_CLASS
 from xds.ebrim.documententry import parse_document_entry
 from xds.ebrim.rim import RIM
@@ -59,7 +63,8 @@ class FetchResult:
 def find_manifests(registry_url: str, patient_id: str | None, *, study_uid: str | None = None,
                    accession: str | None = None,
                    class_code: str = "IMAGES^^1.3.6.1.4.1.19376.1.2.6.1",
-                   credentials: Credentials = NO_CREDENTIALS) -> list[DocumentEntry]:
+                   credentials: Credentials = NO_CREDENTIALS,
+                   on_step: OnStep | None = None) -> list[DocumentEntry]:
     """Approved KOS DocumentEntries of ``patient_id`` (ITI-18), of one study or accession when
     given (FindDocumentsByReferenceId). Without a patient id (a study or accession is then
     needed) ITI-51 FindDocumentsForMultiplePatients finds the KOS entries of ``class_code``
@@ -73,9 +78,10 @@ def find_manifests(registry_url: str, patient_id: str | None, *, study_uid: str 
         if not study_uid and not accession:
             raise ValueError("a patient id, a study UID or an accession number is needed")
         params.append(("$XDSDocumentEntryClassCode", [quote_list([class_code])]))
-        response = multi_patient_query(
-            registry_url, StoredQuery.FindDocumentsForMultiplePatients, params,
-            credentials=credentials)
+        multi = StoredQuery.FindDocumentsForMultiplePatients
+        step = Step("ITI-51", registry_url, query=adhoc_query_request(multi, params))
+        response = _queried(on_step, step, lambda: multi_patient_query(
+            registry_url, multi, params, credentials=credentials))
         return [e for e in _entries(response) if _refers_to(e, study_uid, accession)]
     params.insert(0, ("$XDSDocumentEntryPatientId", [quote(patient_id)]))
     query = StoredQuery.FindDocuments
@@ -84,13 +90,35 @@ def find_manifests(registry_url: str, patient_id: str | None, *, study_uid: str 
         refs = [f"{study_uid}^^^^{STUDY_UID_TYPE}"] if study_uid else [
             f"{accession}^^^^{ACCESSION_TYPE}"]
         params.append(("$XDSDocumentEntryReferenceIdList", [quote_list(refs)]))
-    entries = _entries(DocumentConsumer(registry_url, credentials=credentials).stored_query(
-        query, params))
+    consumer = DocumentConsumer(registry_url, credentials=credentials)
+    response = _queried(on_step, Step("ITI-18", registry_url),
+                        lambda: consumer.stored_query(query, params), consumer)
+    entries = _entries(response)
     if accession and not entries:
         # An accession with an issuer is registered as ACC^^^&OID&ISO^type: match on id and type.
-        entries = [e for e in find_manifests(registry_url, patient_id, credentials=credentials)
+        entries = [e for e in find_manifests(registry_url, patient_id, credentials=credentials,
+                                             on_step=on_step)
                    if _refers_to(e, None, accession)]
     return entries
+
+
+def _queried(on_step: OnStep | None, step: Step, call: Callable[[], etree._Element],
+             consumer: DocumentConsumer | None = None) -> etree._Element:
+    """``call()`` (an ITI-18/51 query) reported to ``on_step`` however it ends; the query sent
+    is ``step.query``, else the ``consumer``'s last request."""
+    def sent() -> Step:
+        if step.query is None and consumer is not None:
+            return dataclasses.replace(step, query=consumer.last_request)
+        return step
+    try:
+        response = call()
+    except Exception as exc:
+        if on_step is not None:
+            on_step(dataclasses.replace(sent(), failure=failure_text(exc)))
+        raise
+    if on_step is not None:
+        on_step(answered(sent(), response))
+    return response
 
 
 def _entries(response: etree._Element) -> list[DocumentEntry]:
@@ -159,18 +187,19 @@ def fetch(registry_url: str, patient_id: str | None, out_dir: Path, *,
           class_code: str = "IMAGES^^1.3.6.1.4.1.19376.1.2.6.1",
           progress: Progress | None = None,
           on_manifest: Callable[[str, int], None] | None = None,
-          credentials: Credentials = NO_CREDENTIALS) -> FetchResult:
+          credentials: Credentials = NO_CREDENTIALS,
+          on_step: OnStep | None = None) -> FetchResult:
     """The whole Imaging Document Consumer loop: ITI-18, ITI-43 per manifest, RAD-69 per source.
 
     ``sources`` maps an Imaging Document Source's repositoryUniqueId (the KOS
     RetrieveLocationUID) to its RAD-69 URL; ``repositories`` a Document Repository's
     repositoryUniqueId to its ITI-43 URL. References to an unknown source are listed in
-    ``missing``. Every request carries ``credentials``. Raises RegistryFault, RepositoryFault,
-    httpx.HTTPError.
+    ``missing``. Every request carries ``credentials``; ``on_step`` sees every exchange.
+    Raises RegistryFault, RepositoryFault, httpx.HTTPError.
     """
     result = FetchResult()
     entries = find_manifests(registry_url, patient_id, study_uid=study_uid, accession=accession,
-                             class_code=class_code, credentials=credentials)
+                             class_code=class_code, credentials=credentials, on_step=on_step)
     with tempfile.TemporaryDirectory(prefix="xds-kos-") as tmp:
         for entry in entries:
             repository_url = repositories.get(entry.repository_unique_id or "")
@@ -180,8 +209,10 @@ def fetch(registry_url: str, patient_id: str | None, out_dir: Path, *,
                     context=f"no URL configured for repository {entry.repository_unique_id}"))
                 continue
             kos_path = Path(tmp) / f"{len(result.manifests)}.dcm"
-            answer = retrieve(repository_url, [(entry.repository_unique_id or "", entry.unique_id,
-                                                None)], [kos_path], credentials=credentials)
+            wanted = ((entry.repository_unique_id or "", entry.unique_id, None),)
+            answer = _retrieved(on_step, Step("ITI-43", repository_url, documents=wanted),
+                                partial(retrieve, repository_url, wanted, [kos_path],
+                                        credentials=credentials))
             result.errors.extend(answer.errors)
             if answer.status == ResponseStatus.Failure or not kos_path.exists():
                 continue
@@ -201,11 +232,30 @@ def fetch(registry_url: str, patient_id: str | None, out_dir: Path, *,
                 if url is None:
                     result.missing.extend(sop for _, _, sop in refs)
                     continue
-                got = retrieve_instances(url, location, refs, out_dir,
-                                         transfer_syntaxes=transfer_syntaxes, progress=progress,
-                                         credentials=credentials)
+                step = Step("RAD-69", url, instances=tuple(refs), patient=entry.patient_id or "",
+                            source_id=location)
+                got = _retrieved(on_step, step, partial(
+                    retrieve_instances, url, location, refs, out_dir,
+                    transfer_syntaxes=transfer_syntaxes, progress=progress,
+                    credentials=credentials))
                 result.errors.extend(got.errors)
                 for doc in got.documents:
                     result.files.append(doc.path)
                     result.bytes += doc.size
     return result
+
+
+def _retrieved(on_step: OnStep | None, step: Step,
+               call: Callable[[], RetrieveDocumentSetResponse]) -> RetrieveDocumentSetResponse:
+    """``call()`` (an ITI-43 or RAD-69 retrieve) reported to ``on_step`` however it ends."""
+    try:
+        answer = call()
+    except Exception as exc:
+        if on_step is not None:
+            on_step(dataclasses.replace(step, failure=failure_text(exc)))
+        raise
+    if on_step is not None:
+        on_step(dataclasses.replace(
+            step, status=str(answer.status), errors=tuple(answer.errors),
+            delivered=frozenset(d.document_unique_id for d in answer.documents)))
+    return answer
