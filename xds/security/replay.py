@@ -13,6 +13,7 @@ import time
 from sqlalchemy import Engine, delete, insert
 from sqlalchemy.exc import IntegrityError
 
+from xds.store.db import write_transaction
 from xds.store.tables import xua_assertion
 
 __all__ = ["ReplayCache"]
@@ -34,7 +35,7 @@ class ReplayCache:
         now = time.time()
         self._purge(now)
         try:
-            with self.engine.begin() as conn:
+            with write_transaction(self.engine) as conn:
                 conn.execute(insert(xua_assertion).values(id=assertion_id, expires=expires))
         except IntegrityError:
             return False
@@ -45,5 +46,5 @@ class ReplayCache:
             if now < self._next_purge:
                 return
             self._next_purge = now + PURGE_INTERVAL
-        with self.engine.begin() as conn:
+        with write_transaction(self.engine) as conn:
             conn.execute(delete(xua_assertion).where(xua_assertion.c.expires < now))
