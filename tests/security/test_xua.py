@@ -10,6 +10,7 @@ from pathlib import Path
 import httpx
 import pytest
 from lxml import etree
+from sqlalchemy import select
 from typer.testing import CliRunner
 
 from tests import samples, soapclient
@@ -19,6 +20,7 @@ from tests.security.xua_support import (
     subcode, unsigned, with_name_id,
 )
 from xds.cli import app as cli
+from xds.store import tables
 from xds.store.patients import add_patient
 
 INVALID_SECURITY = f"{{{WSSE}}}InvalidSecurity"
@@ -86,6 +88,28 @@ def test_valid_assertion_is_answered_and_stored(required: Server, idp: Idp, pati
     assert resp2.status_code == 200
     assert soapclient.status(answer) == soapclient.SUCCESS
     assert len(answer.findall(f".//{{{samples.NS_RIM}}}ExtrinsicObject")) == 1
+    # Both audit records name the user: UserID <NameID@Issuer>, name and organisation, the
+    # role as RoleIDCode, and the purpose of use.
+    for event_type in ("ITI-42", "ITI-18"):
+        message = _audit_message(required, event_type, patient)
+        humans = [p for p in message.iter("ActiveParticipant")
+                  if p.get("UserID", "").startswith("<alice@")]
+        assert len(humans) == 1, etree.tostring(message)
+        assert humans[0].get("UserIsRequestor") == "true"
+        assert humans[0].get("UserName") == "Alice Smith (Clinic; urn:oid:1.2.3.4)"
+        role = humans[0].find("RoleIDCode")
+        assert role is not None and (role.get("csd-code"), role.get("codeSystemName")) == (
+            "46255001", "2.16.840.1.113883.6.96")
+        purpose = message.find("EventIdentification/PurposeOfUse")
+        assert purpose is not None and purpose.get("csd-code") == "TREATMENT"
+
+
+def _audit_message(server: Server, event_type: str, pid: str) -> etree._Element:
+    outbox = tables.audit_outbox.c
+    with server.engine.connect() as conn:
+        xml = conn.execute(select(outbox.message).where(
+            outbox.event_type == event_type, outbox.patient == pid)).scalar_one()
+    return etree.fromstring(xml.encode())
 
 
 def test_must_understand_security_is_accepted(required: Server, idp: Idp, patient: str) -> None:

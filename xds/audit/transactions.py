@@ -104,8 +104,12 @@ def _humans(info: RequestInfo | None) -> tuple[ActiveParticipant, ...]:
     person = info.requestor if info is not None else None
     if person is None or not person.user_id:
         return ()
+    # The audit schema has no organisation field: it goes into UserName, after the person's
+    # name, as "Alice Smith (Clinic; urn:oid:1.2.3.4)".
+    organization = "; ".join(p for p in (person.organization, person.organization_id) if p)
+    name = f"{person.user_name} ({organization})" if organization else person.user_name
     return (ActiveParticipant(user_id=person.user_id, requestor=True, roles=person.roles,
-                              user_name=person.user_name),)
+                              user_name=name.strip()),)
 
 
 def server_participants(settings: Settings, *, inverted: bool = False,
