@@ -244,7 +244,8 @@ def test_with_saml_the_assertion_s_user_is_the_human_requestor(
     assert expected.endswith(">") and "alice" in expected
     humans = [p for p in query.root.iterfind("ActiveParticipant") if p.get("UserID") == expected]
     assert len(humans) == 1
-    assert (humans[0].get("UserIsRequestor"), humans[0].get("UserName")) == ("true", "Alice Smith")
+    assert (humans[0].get("UserIsRequestor"), humans[0].get("UserName")) == (
+        "true", "Alice Smith (Clinic; urn:oid:1.2.3.4)")
     assert humans[0].find("RoleIDCode").get("csd-code") == "46255001"  # type: ignore[union-attr]
     assert query.code("PurposeOfUse") == "TREATMENT"
     _assert_client(query, server + "/xds/registry")
