@@ -20,6 +20,7 @@ from sqlalchemy import create_engine, select
 from typer.testing import CliRunner, Result
 
 from tests.audit.receiver import Received, SyslogReceiver
+from tests.audit.transactions_support import ParsedAudit
 from tests.cli.test_pix_cli import _a04, _value, mllp  # noqa: F401  (the MLLP listener fixture)
 from tests.imaging.dicomgen import make_study
 from tests.server import free_port
@@ -40,7 +41,7 @@ runner = CliRunner()
 SOURCE, DESTINATION = "110153", "110152"
 
 
-class Message:
+class Message(ParsedAudit):
     """One received AuditMessage, parsed."""
 
     def __init__(self, received: Received) -> None:
@@ -58,17 +59,6 @@ class Message:
         """(EventID, EventActionCode, EventOutcomeIndicator, EventTypeCode)."""
         return (self.code("EventID"), self.ident.get("EventActionCode"),
                 self.ident.get("EventOutcomeIndicator"), self.code("EventTypeCode"))
-
-    def participant(self, role: str) -> etree._Element:
-        found = [p for p in self.root.iterfind("ActiveParticipant")
-                 if p.find(f"RoleIDCode[@csd-code='{role}']") is not None]
-        assert len(found) == 1, etree.tostring(self.root)
-        return found[0]
-
-    def objects(self, type_code: str, role: str) -> list[etree._Element]:
-        return [o for o in self.root.iterfind("ParticipantObjectIdentification")
-                if o.get("ParticipantObjectTypeCode") == type_code
-                and o.get("ParticipantObjectTypeCodeRole") == role]
 
     def object_ids(self, type_code: str, role: str) -> list[str | None]:
         return [o.get("ParticipantObjectID") for o in self.objects(type_code, role)]

@@ -13,15 +13,32 @@ from sqlalchemy import Engine, func, select
 from tests import soapclient
 from xds.store.tables import audit_outbox
 
-__all__ = ["ANONYMOUS", "SOURCE", "DESTINATION", "Record", "details", "query_of", "last_id",
+__all__ = ["ANONYMOUS", "SOURCE", "DESTINATION", "ParsedAudit", "Record", "details", "query_of", "last_id",
            "records", "one", "assert_client_source", "assert_us", "assert_patient"]
 
 ANONYMOUS = soapclient.ANONYMOUS
 SOURCE, DESTINATION = "110153", "110152"
 
 
+class ParsedAudit:
+    """Lookups in one parsed AuditMessage, ``root``."""
+
+    root: etree._Element
+
+    def participant(self, role: str) -> etree._Element:
+        found = [p for p in self.root.iterfind("ActiveParticipant")
+                 if p.find(f"RoleIDCode[@csd-code='{role}']") is not None]
+        assert len(found) == 1, etree.tostring(self.root)
+        return found[0]
+
+    def objects(self, type_code: str, role: str) -> list[etree._Element]:
+        return [o for o in self.root.iterfind("ParticipantObjectIdentification")
+                if o.get("ParticipantObjectTypeCode") == type_code
+                and o.get("ParticipantObjectTypeCodeRole") == role]
+
+
 @dataclasses.dataclass
-class Record:
+class Record(ParsedAudit):
     """One outbox row with its AuditMessage parsed."""
 
     row: Any
@@ -37,17 +54,6 @@ class Record:
         el = self.ident.find(tag)
         assert el is not None, tag
         return el.get("csd-code"), el.get("codeSystemName"), el.get("originalText")
-
-    def participant(self, role: str) -> etree._Element:
-        found = [p for p in self.root.iterfind("ActiveParticipant")
-                 if p.find(f"RoleIDCode[@csd-code='{role}']") is not None]
-        assert len(found) == 1, etree.tostring(self.root)
-        return found[0]
-
-    def objects(self, type_code: str, role: str) -> list[etree._Element]:
-        return [o for o in self.root.iterfind("ParticipantObjectIdentification")
-                if o.get("ParticipantObjectTypeCode") == type_code
-                and o.get("ParticipantObjectTypeCodeRole") == role]
 
     def assert_event(self, event_id: str, action: str, outcome: int, code: str,
                      display: str) -> None:
