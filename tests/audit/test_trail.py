@@ -6,6 +6,7 @@ import json
 import time
 
 from lxml import etree
+from sqlalchemy import update
 from typer.testing import CliRunner
 
 from tests.audit.conftest import Outbox
@@ -15,6 +16,8 @@ from xds.audit.events import (
 from xds.audit.trail import application_activity, local_trail, record_now, security_alert
 from xds.cli import app as cli
 from xds.cli.audit import parse_since
+from xds.store.db import write_transaction
+from xds.store.tables import audit_outbox
 
 PATIENT_NUMBER = CodedValue("2", "RFC-3881", "Patient Number")
 ITI18 = CodedValue("ITI-18", "IHE Transactions", "Registry Stored Query")
@@ -110,4 +113,25 @@ def test_audit_list_filters(outbox: Outbox) -> None:
     assert "110112 Query" in table.output and "ITI-18" in table.output
     assert "success" in table.output and " no " in table.output
     bad = runner.invoke(cli, ["audit", "list", *store, "--since", "yesterday"])
+    assert bad.exit_code == 2
+
+
+def test_audit_prune_deletes_only_what_the_arr_took_long_ago(outbox: Outbox) -> None:
+    now = time.time()
+    for n in range(3):
+        record_now(outbox.engine, about(f"p{n}^^^&1.2&ISO", EventId.QUERY, ITI18, now),
+                   outbox.settings)
+    ids = [row.id for row in reversed(local_trail(outbox.engine))]
+    with write_transaction(outbox.engine) as conn:  # p0 delivered 100 days ago, p1 today
+        conn.execute(update(audit_outbox).where(audit_outbox.c.id == ids[0])
+                     .values(sent=now - 100 * 86400))
+        conn.execute(update(audit_outbox).where(audit_outbox.c.id == ids[1]).values(sent=now))
+    store = ["--database-url", outbox.engine.url.render_as_string(hide_password=False),
+             "--data-dir", str(outbox.settings.data_dir)]
+    result = CliRunner().invoke(cli, ["audit", "prune", "--sent-before", "90d", *store])
+    assert result.exit_code == 0, result.output
+    assert "deleted 1 delivered" in result.output
+    assert sorted(r.patient for r in local_trail(outbox.engine)) == ["p1^^^&1.2&ISO",
+                                                                     "p2^^^&1.2&ISO"]
+    bad = CliRunner().invoke(cli, ["audit", "prune", "--sent-before", "soon", *store])
     assert bad.exit_code == 2

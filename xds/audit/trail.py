@@ -15,7 +15,7 @@ import weakref
 from collections.abc import Callable
 from typing import Any
 
-from sqlalchemy import Connection, Engine, Row, event, insert, or_, select
+from sqlalchemy import Connection, Engine, Row, delete, event, insert, or_, select
 
 from xds.audit.events import (
     Action, ActiveParticipant, AuditEvent, CodedValue, EventId, Outcome,
@@ -27,7 +27,7 @@ from xds.store.db import read_connection, write_transaction
 from xds.store.tables import audit_outbox
 
 __all__ = [
-    "record", "record_now", "security_alert", "application_activity", "local_trail",
+    "record", "record_now", "security_alert", "application_activity", "local_trail", "prune",
     "on_record", "APPLICATION_START", "APPLICATION_STOP", "NODE_AUTHENTICATION",
     "AUTHENTICATION_DECISION", "USE_OF_RESTRICTED_FUNCTION",
 ]
@@ -174,3 +174,11 @@ def local_trail(engine: Engine, *, since: float | None = None, patient: str | No
     with read_connection(engine) as conn:
         return list(conn.execute(query).all())
 
+
+
+def prune(engine: Engine, *, sent_before: float) -> int:
+    """Delete the rows the Audit Record Repository took before ``sent_before`` (epoch seconds);
+    rows not yet sent are never deleted. Returns how many went."""
+    with write_transaction(engine) as conn:
+        return conn.execute(delete(audit_outbox).where(
+            audit_outbox.c.sent.is_not(None), audit_outbox.c.sent < sent_before)).rowcount

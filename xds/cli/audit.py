@@ -89,3 +89,29 @@ def list_events(
                       r.event_type or "", _OUTCOMES.get(r.outcome, str(r.outcome)),
                       r.patient or "", "yes" if r.sent is not None else "no")
     Console(width=200).print(table)
+
+
+@app.command("prune")
+def prune_events(
+    sent_before: Annotated[str, typer.Option(
+        help="Delete records the ARR took before then: ISO date/time (UTC) or a duration back, "
+             "e.g. 90d.")],
+    data_dir: DataDir = None,
+    database_url: DatabaseUrl = None,
+) -> None:
+    """Delete delivered records from the local trail (the ARR keeps them); records not yet
+    delivered are never deleted."""
+    from xds.audit.trail import prune
+    from xds.store.db import migrate, open_engine
+
+    try:
+        before = parse_since(sent_before)
+    except ValueError:
+        typer.echo(f"error: --sent-before {sent_before!r} is neither ISO 8601 nor a duration",
+                   err=True)
+        raise typer.Exit(2) from None
+    engine = open_engine(settings_from(data_dir=data_dir, database_url=database_url))
+    migrate(engine)
+    removed = prune(engine, sent_before=before)
+    engine.dispose()
+    typer.echo(f"deleted {removed} delivered audit record(s) sent before {_iso(before)}")
