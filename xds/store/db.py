@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import fcntl
 import os
+import sqlite3
 import threading
 import weakref
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +22,7 @@ __all__ = ["open_engine", "migrate", "write_transaction", "read_connection"]
 
 _MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 _WRITE = "xds_write"
+_CURSORS = "xds_cursors"
 
 
 class _WriterLock:
@@ -88,6 +90,21 @@ def _sqlite_tuning(engine: Engine) -> None:
     def _begin(conn: Connection) -> None:
         immediate = conn.get_execution_options().get(_WRITE, False)
         conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+
+    # A result dropped half-read (say, kept alive by the traceback of an exception raised
+    # while iterating it) leaves its SQLite statement running, and a running statement holds
+    # the connection's read snapshot past COMMIT. Back in the pool, that connection would
+    # read stale data and fail every write with SQLITE_BUSY_SNAPSHOT ("database is locked",
+    # no busy wait). So every cursor used in a checkout is closed when the checkout ends.
+    @event.listens_for(engine, "after_cursor_execute")
+    def _track(conn: Connection, cursor: Any, *_args: Any) -> None:
+        conn.connection.info.setdefault(_CURSORS, []).append(cursor)
+
+    @event.listens_for(engine.pool, "checkin")
+    def _close_cursors(_dbapi_conn: Any, record: Any) -> None:
+        for cursor in record.info.pop(_CURSORS, ()):
+            with suppress(sqlite3.ProgrammingError):  # its connection was closed already
+                cursor.close()
 
 
 def migrate(engine: Engine) -> None:
