@@ -4,12 +4,14 @@ and the ATNA audit trail on, next to plain HTTP, on the same data in the same ru
     python benchmarks/security.py                  # 20,000 DocumentEntries on SQLite
     python benchmarks/security.py --database-url postgresql+psycopg://postgres@127.0.0.1/bench
 
-Runs ``xds serve`` twice on one store: plain HTTP, then ``--tls-* --client-auth required --xua
-required --audit-url syslog+tls://...`` with a real TLS syslog receiver in this process. Each
+Runs ``xds serve`` twice at once, each on its own copy of the store: plain HTTP, and ``--tls-*
+--client-auth required --xua required --audit-url syslog+tls://...`` with a real TLS syslog
+receiver in this process (``--breakdown`` adds mTLS alone and mTLS + audit). The modes take
+turns request by request and burst by burst, so a drift of this machine hits them alike. Each
 secure request carries its own signed assertion (an assertion ID is accepted once), signed
-before the clock starts. Prints ITI-18 FindDocuments p50/p99 (one keep-alive client) and ITI-42
-registrations/s (4 clients) for both, their ratios, and how many audit messages the receiver
-got. Target: secure within 1.3x of plain.
+before the clock starts. Prints ITI-18 FindDocuments p50/p99 (one keep-alive client per mode)
+and ITI-42 registrations/s (4 clients) per mode, their ratios, and how many audit messages the
+receiver got. Target: secure within 1.3x of plain.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ import http.client
 import importlib.util
 import os
 import socket
-import statistics
+import shutil
 import ssl
 import subprocess
 import sys
@@ -27,6 +29,7 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -57,12 +60,10 @@ from xds.security.certs import init_certs  # noqa: E402
 from xds.security.idp import issue_assertion  # noqa: E402
 from xds.security.tls import client_context, server_context  # noqa: E402
 from xds.security.wsse import security_header  # noqa: E402
-from xds.store.db import open_engine, write_transaction  # noqa: E402
-from xds.store.tables import audit_outbox  # noqa: E402
+from xds.store.db import open_engine  # noqa: E402
 from xds.store.patients import add_patient  # noqa: E402
 
 from lxml import etree  # noqa: E402
-from sqlalchemy import update  # noqa: E402
 
 AUDIENCE = "urn:oid:1.3.6.1.4.1.21367.13.20.1000"
 CLIENTS = 4
@@ -126,19 +127,6 @@ def start(settings: Settings, extra: list[str], scheme: str,
     raise RuntimeError("xds serve did not start")
 
 
-def settle(settings: Settings) -> None:
-    """Mark the audit rows of earlier runs sent and checkpoint SQLite's WAL, so no run ships
-    (or reads past) another run's records."""
-    engine = open_engine(settings)
-    with write_transaction(engine) as conn:
-        conn.execute(update(audit_outbox).where(audit_outbox.c.sent.is_(None))
-                     .values(sent=time.time()))
-    if engine.dialect.name == "sqlite":
-        with engine.connect() as conn:
-            conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
-    engine.dispose()
-
-
 def connection(url: str, context: ssl.SSLContext | None) -> http.client.HTTPConnection:
     parts = urlsplit(url)
     if context is None:
@@ -152,26 +140,6 @@ def with_assertion(envelope: bytes, assertion: bytes | None) -> bytes:
         return envelope
     header = etree.tostring(security_header(assertion))
     return envelope.replace(b"</s:Header>", header + b"</s:Header>", 1)
-
-
-def find_documents(url: str, context: ssl.SSLContext | None, pids: list[str],
-                   assertions: Callable[[], bytes | None], n: int) -> list[float]:
-    """Latencies (ms) of ``n`` FindDocuments over one keep-alive connection."""
-    import random
-
-    bodies = [with_assertion(soapclient.envelope(soapclient.ITI18, _find_documents(
-        random.choice(pids))), assertions()) for _ in range(n)]
-    conn = connection(url, context)
-    path = urlsplit(url).path
-    times = []
-    for body in bodies:
-        t0 = time.perf_counter()
-        conn.request("POST", path, body, {"Content-Type": soapclient.CONTENT_TYPE})
-        content = conn.getresponse().read()
-        times.append((time.perf_counter() - t0) * 1000)
-        assert content.count(b"<rim:ExtrinsicObject") == DOCS_PER_PATIENT, content[:800]
-    conn.close()
-    return times
 
 
 def registrations(url: str, context: ssl.SSLContext | None, settings: Settings,
@@ -212,20 +180,36 @@ def registrations(url: str, context: ssl.SSLContext | None, settings: Settings,
     return CLIENTS * per_client / elapsed
 
 
+def store_for(base: Settings, data_dir: Path) -> Settings:
+    """A copy of the filled SQLite store for one mode, so that no server ships another mode's
+    audit rows; on PostgreSQL every mode shares ``base`` (its senders then ship the rows of
+    the other modes too, which counts against the secure modes)."""
+    if base.database_url:
+        return base
+    engine = open_engine(base)
+    with engine.connect() as conn:
+        conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
+    engine.dispose()
+    data_dir.mkdir(parents=True)
+    shutil.copy(base.data_dir / "registry.sqlite", data_dir / "registry.sqlite")
+    return replace(base, data_dir=data_dir)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--entries", type=int, default=20_000)
-    parser.add_argument("--queries", type=int, default=500)
-    parser.add_argument("--registrations", type=int, default=300, help="per client")
+    parser.add_argument("--queries", type=int, default=1000, help="per mode")
+    parser.add_argument("--registrations", type=int, default=300, help="per client and mode")
     parser.add_argument("--database-url", default="")
-    parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--rounds", type=int, default=6,
+                        help="ITI-42 bursts per mode, the modes taking turns")
     parser.add_argument("--breakdown", action="store_true",
                         help="also mTLS alone and mTLS + audit, to see what each layer costs")
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="xds-bench-security-"))
-    settings = Settings(data_dir=work / "data", database_url=args.database_url)
-    print(f"database: {settings.effective_database_url}")
-    pids = fill(settings, args.entries)
+    base = Settings(data_dir=work / "data", database_url=args.database_url)
+    print(f"database: {base.effective_database_url}")
+    pids = fill(base, args.entries)
     paths = init_certs(work / "certs", ["localhost", "127.0.0.1"])
     ca, (server_cert, server_key), (client_cert, client_key) = \
         str(paths["ca"][0]), map(str, paths["server"]), map(str, paths["client"])
@@ -250,30 +234,65 @@ def main() -> None:
     ]
     if not args.breakdown:
         modes = [modes[0], modes[-1]]
-    times: dict[str, list[float]] = {name: [] for name, *_ in modes}
-    rates: dict[str, list[float]] = {name: [] for name, *_ in modes}
-    for _ in range(args.rounds):  # modes alternate, so a drift of the machine hits them all
-        for name, extra, scheme, context, assertions in modes:
-            settle(settings)
-            proc, url = start(settings, extra, scheme, context or True)
-            try:
-                find_documents(url, context, pids, assertions, 30)  # warm up
-                times[name] += find_documents(url, context, pids, assertions, args.queries)
-                rates[name].append(registrations(url, context, settings, assertions,
-                                                 args.registrations))
-            finally:
-                proc.terminate()
-                proc.wait(20)
-    figures = {name: (times[name], statistics.mean(rates[name])) for name in times}
-    plain_times, plain_rate = figures["plain HTTP"]
-    secure_times, secure_rate = figures["mTLS + XUA + audit"]
+    # Every mode's server runs at once, each on its own copy of the store, and the modes take
+    # turns request by request (ITI-18) and burst by burst (ITI-42): a drift of the machine
+    # hits them all alike. Only one server is busy at any moment.
+    stores = {name: store_for(base, work / f"data-{i}") for i, (name, *_) in enumerate(modes)}
+    servers: dict[str, tuple[subprocess.Popen[bytes], str]] = {}
+    try:
+        for name, extra, scheme, context, _ in modes:
+            servers[name] = start(stores[name], extra, scheme, context or True)
+        times = interleaved_queries(modes, servers, pids, args.queries)
+        rates: dict[str, list[tuple[int, float]]] = {name: [] for name, *_ in modes}
+        per_burst = max(1, args.registrations // args.rounds)
+        for _ in range(args.rounds):
+            for name, _extra, _scheme, context, assertions in modes:
+                rate = registrations(servers[name][1], context, stores[name], assertions,
+                                     per_burst)
+                rates[name].append((CLIENTS * per_burst, CLIENTS * per_burst / rate))
+    finally:
+        for proc, _url in servers.values():
+            proc.terminate()
+            proc.wait(20)
+    rate_of = {name: sum(n for n, _ in runs) / sum(t for _, t in runs)
+               for name, runs in rates.items()}
+    plain, secure = modes[0][0], modes[-1][0]
     print(f"{'mode':<22}{'ITI-18 p50':>12}{'p99':>9}{'ITI-42 /s':>12}")
-    for name, (latencies, rate) in figures.items():
-        print(f"{name:<22}{_pct(latencies, 50):>10.2f}ms{_pct(latencies, 99):>7.2f}ms{rate:>12.1f}")
-    print(f"ITI-18 p50 secure/plain: {_pct(secure_times, 50) / _pct(plain_times, 50):.2f}x; "
-          f"ITI-42 plain/secure: {plain_rate / secure_rate:.2f}x (target: both within 1.3x)")
-    print(f"audit messages received by the ARR: {receiver.count} (the runs with --audit-url; "
-          "every run records its transactions in the local trail)")
+    for name, *_ in modes:
+        print(f"{name:<22}{_pct(times[name], 50):>10.2f}ms{_pct(times[name], 99):>7.2f}ms"
+              f"{rate_of[name]:>12.1f}")
+    print(f"ITI-18 p50 secure/plain: {_pct(times[secure], 50) / _pct(times[plain], 50):.2f}x; "
+          f"ITI-42 plain/secure: {rate_of[plain] / rate_of[secure]:.2f}x "
+          "(target: both within 1.3x)")
+    print(f"audit messages received by the ARR: {receiver.count} (the modes with --audit-url; "
+          "every mode records its transactions in its local trail)")
+
+
+def interleaved_queries(modes: list[tuple[str, list[str], str, ssl.SSLContext | None,
+                                          Callable[[], bytes | None]]],
+                        servers: dict[str, tuple[subprocess.Popen[bytes], str]],
+                        pids: list[str], n: int) -> dict[str, list[float]]:
+    """ITI-18 latencies (ms) per mode: one keep-alive client per mode, the modes in turn."""
+    import random
+
+    clients = []
+    for name, _extra, _scheme, context, assertions in modes:
+        url = servers[name][1]
+        bodies = [with_assertion(soapclient.envelope(soapclient.ITI18, _find_documents(
+            random.choice(pids))), assertions()) for _ in range(n + 30)]
+        clients.append((name, connection(url, context), urlsplit(url).path, bodies))
+    times: dict[str, list[float]] = {name: [] for name, *_ in modes}
+    for i in range(n + 30):
+        for name, conn, path, bodies in clients:
+            t0 = time.perf_counter()
+            conn.request("POST", path, bodies[i], {"Content-Type": soapclient.CONTENT_TYPE})
+            content = conn.getresponse().read()
+            if i >= 30:  # the first 30 warm up
+                times[name].append((time.perf_counter() - t0) * 1000)
+            assert content.count(b"<rim:ExtrinsicObject") == DOCS_PER_PATIENT, content[:800]
+    for _name, conn, _path, _bodies in clients:
+        conn.close()
+    return times
 
 
 if __name__ == "__main__":

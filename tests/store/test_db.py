@@ -75,3 +75,30 @@ def test_the_pool_really_reuses_the_connection_the_result_was_read_on(engine: En
         first = conn.connection.dbapi_connection
     with write_transaction(engine) as conn:
         assert conn.connection.dbapi_connection is first
+
+
+def test_after_commit_runs_once_the_write_is_committed_and_never_after_a_rollback(
+        engine: Engine) -> None:
+    from xds.store.db import after_commit
+
+    seen: list[int] = []
+    with write_transaction(engine) as conn:
+        conn.execute(text("INSERT INTO t (n) VALUES (6)"))
+        after_commit(conn, lambda: seen.append(_count_from_elsewhere(engine)))
+        assert seen == []
+    assert seen == [4]  # the callback already sees the committed row from another connection
+    with pytest.raises(RuntimeError), write_transaction(engine) as conn:
+        after_commit(conn, lambda: seen.append(-1))
+        raise RuntimeError("rolled back")
+    with write_transaction(engine) as conn:  # the same pooled connection: nothing left over
+        pass
+    assert seen == [4]
+
+
+def _count_from_elsewhere(engine: Engine) -> int:
+    assert engine.url.database
+    other = sqlite3.connect(engine.url.database)
+    try:
+        return int(other.execute("SELECT count(*) FROM t").fetchone()[0])
+    finally:
+        other.close()

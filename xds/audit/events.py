@@ -12,6 +12,10 @@ import time
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 from enum import Enum, IntEnum, StrEnum
+from typing import TYPE_CHECKING, Protocol
+
+if TYPE_CHECKING:
+    from sqlalchemy import Connection
 
 __all__ = [
     "CodedValue", "EventId", "Action", "Outcome", "Role", "ActiveParticipant",
@@ -140,6 +144,14 @@ class Requestor:
     purpose_of_use: tuple[CodedValue, ...] = ()
 
 
+class RequestClaim(Protocol):
+    """A row the request writes with its first audit record, in that record's transaction
+    (the XUA replay claim: ``xds.security.replay.ReplayClaim``); ``record`` may raise to roll
+    the transaction back."""
+
+    def record(self, conn: Connection) -> None: ...
+
+
 @dataclass(frozen=True, slots=True)
 class RequestInfo:
     """The request being answered: who called (address), what was called (the endpoint URL or
@@ -152,6 +164,8 @@ class RequestInfo:
     client_endpoint: str = ""
     #: The verified XUA assertion (serialised), passed on to the services the request calls.
     assertion: bytes = field(default=b"", repr=False)
+    #: Written by the audit trail in the request's first audit write (``trail.record``).
+    claim: RequestClaim | None = field(default=None, repr=False)
 
 
 #: Set by each listener (SOAP endpoint, FHIR endpoint, MLLP, DICOM) for the request it answers.

@@ -19,7 +19,7 @@ from sqlalchemy import Connection, Engine, Row, delete, event, insert, or_, sele
 
 from xds.audit.events import (
     Action, ActiveParticipant, AuditEvent, CodedValue, EventId, Outcome,
-    ParticipantObject, Role,
+    REQUEST, ParticipantObject, Role,
 )
 from xds.audit.message import audit_message
 from xds.config import Settings
@@ -91,17 +91,28 @@ def record(conn: Connection, event_: AuditEvent, settings: Settings) -> None:
     except Exception:
         log.exception("audit event %s not recorded", event_.event_id.value.code)
         return
+    _claim(conn)
     conn.execute(insert(audit_outbox).values(**row))
     if conn.engine in _WAKERS:
         conn.info[_RECORDED] = True
+
+
+def _claim(conn: Connection) -> None:
+    """The request's pending claim (its XUA assertion ID) goes into its first audit write;
+    a replay raises IntegrityError here, rolling back the change the record describes."""
+    info = REQUEST.get()
+    if info is not None and info.claim is not None:
+        info.claim.record(conn)
 
 
 def record_now(engine: Engine, event_: AuditEvent, settings: Settings) -> None:
     """``record`` in a short write transaction of its own; logs and swallows any error, so an
     audit failure never fails the request it describes."""
     try:
+        row = _row(event_, settings)
         with write_transaction(engine) as conn:
-            conn.execute(insert(audit_outbox).values(**_row(event_, settings)))
+            _claim(conn)
+            conn.execute(insert(audit_outbox).values(**row))
     except Exception:
         log.exception("audit event %s not recorded", event_.event_id.value.code)
         return

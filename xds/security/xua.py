@@ -26,7 +26,7 @@ from xds.audit.events import Requestor
 from xds.soap.faults import SoapFault
 from xds.soap.ns import ROLE_NEXT, ROLE_ULTIMATE_RECEIVER, SOAP12_ENV
 
-from .replay import ReplayCache
+from .replay import ReplayCache, ReplayClaim
 from .saml import (
     CM_BEARER, CM_HOLDER_OF_KEY, CM_SENDER_VOUCHES, DS, EXC_C14N, WSSE, parse_instant,
     requestor_of, saml,
@@ -40,7 +40,7 @@ if TYPE_CHECKING:
 __all__ = [
     "XuaMode", "XuaPolicy", "SECURITY", "INVALID_SECURITY", "INVALID_SECURITY_TOKEN",
     "FAILED_AUTHENTICATION", "UNSUPPORTED_SECURITY_TOKEN", "UNSUPPORTED_ALGORITHM",
-    "check_assertion", "authenticate",
+    "check_assertion", "accept_assertion", "authenticate", "settle",
 ]
 
 log = logging.getLogger("xds.security.xua")
@@ -98,39 +98,67 @@ class XuaPolicy:
                    skew=settings.xua_skew_seconds, replay=ReplayCache(engine), engine=engine,
                    settings=settings)
 
-    def authenticate(self, headers: Sequence[etree._Element], *, peer: str,
-                     endpoint: str, service: str = "") -> Requestor | None:
+    def authenticate(self, headers: Sequence[etree._Element], *, peer: str, endpoint: str,
+                     service: str = "") -> tuple[Requestor | None, ReplayClaim | None]:
         """``authenticate`` with this policy (what the SOAP endpoint calls)."""
         return authenticate(headers, self, peer=peer, endpoint=endpoint, service=service)
 
+    def settle(self, claim: ReplayClaim, *, peer: str, endpoint: str) -> None:
+        """``settle`` with this policy (what the SOAP endpoint calls after the request)."""
+        settle(claim, self, peer=peer, endpoint=endpoint)
+
 
 def authenticate(headers: Sequence[etree._Element], policy: XuaPolicy, *, peer: str,
-                 endpoint: str, service: str = "") -> Requestor | None:
-    """``check_assertion``, with a Security Alert audit event for every refusal."""
+                 endpoint: str, service: str = "") -> tuple[Requestor | None, ReplayClaim | None]:
+    """``accept_assertion``, with a Security Alert audit event for every refusal."""
     try:
-        return check_assertion(headers, policy, service=service)
+        return accept_assertion(headers, policy, service=service)
     except SoapFault as fault:
-        log.warning("XUA refused request from %s to %s: %s", peer, endpoint, fault.reason)
-        _security_alert(policy, peer=peer, endpoint=endpoint, reason=fault.reason)
+        _refused(policy, fault, peer=peer, endpoint=endpoint)
         raise
+
+
+def settle(claim: ReplayClaim, policy: XuaPolicy, *, peer: str, endpoint: str) -> None:
+    """After the request: raise the replay fault (and audit it) when a concurrent request
+    used the assertion first (``ReplayClaim.settle``)."""
+    if not claim.settle():
+        fault = _replayed(claim.key)
+        _refused(policy, fault, peer=peer, endpoint=endpoint)
+        raise fault
+
+
+def _refused(policy: XuaPolicy, fault: SoapFault, *, peer: str, endpoint: str) -> None:
+    log.warning("XUA refused request from %s to %s: %s", peer, endpoint, fault.reason)
+    _security_alert(policy, peer=peer, endpoint=endpoint, reason=fault.reason)
 
 
 def check_assertion(headers: Sequence[etree._Element], policy: XuaPolicy,
                     now: float | None = None, service: str = "") -> Requestor | None:
-    """The requestor named by the assertion among the SOAP header blocks ``headers``.
+    """``accept_assertion`` with the assertion ID recorded in the replay cache at once."""
+    requestor, claim = accept_assertion(headers, policy, now, service)
+    if claim is not None and not claim.settle():
+        raise _replayed(claim.key)
+    return requestor
 
-    None when there is none and ``policy.mode`` allows it (optional) or XUA is off. Raises
-    ``SoapFault`` (env:Sender, a wsse subcode) when the assertion is missing although required,
-    malformed, not signed by a trusted IdP, outside its validity, for another audience, or
-    replayed. Each X-Service Provider keeps its own replay memory: ``service`` (the endpoint's
-    path) scopes it, so an assertion the repository propagates on its ITI-42 is not taken for
-    a replay by a registry sharing the database.
+
+def accept_assertion(headers: Sequence[etree._Element], policy: XuaPolicy,
+                     now: float | None = None, service: str = ""
+                     ) -> tuple[Requestor | None, ReplayClaim | None]:
+    """The requestor named by the assertion among the SOAP header blocks ``headers``, and the
+    claim that records its ID in the replay cache (``xds.security.replay``).
+
+    (None, None) when there is none and ``policy.mode`` allows it (optional) or XUA is off.
+    Raises ``SoapFault`` (env:Sender, a wsse subcode) when the assertion is missing although
+    required, malformed, not signed by a trusted IdP, outside its validity, for another
+    audience, or already used. Each X-Service Provider keeps its own replay memory: ``service``
+    (the endpoint's path) scopes it, so an assertion the repository propagates on its ITI-42
+    is not taken for a replay by a registry sharing the database.
     """
     if policy.mode == "off":
-        return None
+        return None, None
     assertion = _the_assertion(headers, required=policy.mode == "required")
     if assertion is None:
-        return None
+        return None, None
     signed = _verified(assertion, policy.certs)
     instant = time.time() if now is None else now
     expires = _check_conditions(signed, policy, instant)
@@ -138,10 +166,17 @@ def check_assertion(headers: Sequence[etree._Element], policy: XuaPolicy,
     if not _text(signed.find(f"{saml('Subject')}/{saml('NameID')}")):
         raise _invalid("the assertion has no Subject/NameID")
     requestor = requestor_of(signed)
+    if policy.replay is None:
+        return requestor, None
     key = f"{service} {signed.get('ID', '')}" if service else signed.get("ID", "")
-    if policy.replay is not None and not policy.replay.first_use(key[:_MAX_ID], expires):
-        raise _failed(f"assertion {signed.get('ID')} was already used (replay)")
-    return requestor
+    claim = ReplayClaim(policy.replay, key[:_MAX_ID], expires)
+    if policy.replay.seen(claim.key):
+        raise _replayed(claim.key)
+    return requestor, claim
+
+
+def _replayed(key: str) -> SoapFault:
+    return _failed(f"assertion {key.rpartition(' ')[2]} was already used (replay)")
 
 
 def propagated(headers: Sequence[etree._Element]) -> bytes:

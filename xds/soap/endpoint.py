@@ -17,7 +17,7 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import PlainTextResponse, Response, StreamingResponse
 from starlette.types import Receive, Scope, Send
 
-from ..audit.events import REQUEST, RequestInfo, Requestor
+from ..audit.events import REQUEST, RequestInfo
 from ..config import WSDL_DIR
 from .envelope import build_envelope, parse_envelope
 from .faults import SoapFault, build_fault
@@ -30,6 +30,7 @@ from .wsdl import render_wsdl, request_origin
 from .xmlparse import XmlError, parse_xml, parse_xml_chunks
 
 if TYPE_CHECKING:
+    from ..security.replay import ReplayClaim
     from ..security.xua import XuaPolicy
 
 __all__ = ["Operation", "SoapEndpoint", "SoapRequest", "SoapResponse", "SOAP_CONTENT_TYPE"]
@@ -163,6 +164,7 @@ class SoapEndpoint:
 
     async def _answer(self, request: Request, received: list[MtomMessage]) -> Response:
         relates_to: str | None = None
+        claims: list[ReplayClaim] = []
         # Faults mirror the request encoding as well (App. V.8), decided before the body is read.
         mtom = parse_content_type(request.headers.get("content-type", ""))[0] == "multipart/related"
         try:
@@ -174,15 +176,6 @@ class SoapEndpoint:
                                endpoint=self._url(request),
                                client_endpoint=_reply_address(addressing.reply_to))
             REQUEST.set(info)
-            if self.xua is not None:
-                from ..security.xua import propagated  # security builds on this package
-
-                requestor = await self._authenticate(self.xua, envelope.headers, info)
-                REQUEST.set(replace(info, requestor=requestor, assertion=propagated(
-                    envelope.headers) if requestor is not None else b""))
-            operation = self.operations.get(addressing.action)
-            if operation is None:
-                raise action_not_supported(addressing.action)
             soap_request = SoapRequest(
                 addressing=addressing,
                 body=envelope.body,
@@ -192,13 +185,14 @@ class SoapEndpoint:
                 client=request.client.host if request.client else "",
                 spool_dir=self.spool_dir,
             )
-            result = await self._dispatch(operation, soap_request)
-            reply = await run_in_threadpool(
-                build_envelope, result.body, action=operation.response_action, relates_to=relates_to
-            )
+            # One worker-thread turn for the whole request: every hop between the event loop
+            # and a worker waits for the GIL, and XUA would add two.
+            operation, reply, result = await run_in_threadpool(
+                self._serve, envelope.headers, soap_request, info, claims)
             as_mtom = mtom or operation.mtom or bool(result.attachments)
             return _soap_response(reply, 200, as_mtom, result.attachments)
         except SoapFault as fault:
+            await _spend(claims)
             logger.warning("SOAP fault %s to %s: %s", fault.code, _peer(request), fault.reason)
             return _soap_response(build_fault(fault, relates_to), fault.http_status, mtom, [])
         except ClientDisconnect:
@@ -207,17 +201,40 @@ class SoapEndpoint:
         except Exception:
             # A bug in this layer, not in a handler; still no traceback on the wire.
             logger.exception("SOAP endpoint failure")
+            await _spend(claims)
             internal = SoapFault("Receiver", "internal error")
             return _soap_response(build_fault(internal, relates_to), internal.http_status, mtom, [])
 
+    def _serve(self, headers: tuple[etree._Element, ...], request: SoapRequest, info: RequestInfo,
+               claims: list[ReplayClaim]) -> tuple[Operation, bytes, SoapResponse]:
+        """In a worker thread: XUA, the handler, the replay claim settled, the reply built.
+        ``claims`` receives the request's replay claim (for ``_spend`` on a fault)."""
+        if self.xua is not None:
+            from ..security.xua import propagated  # security builds on this package
+
+            requestor, claim = self.xua.authenticate(headers, peer=info.client,
+                                                     endpoint=info.endpoint,
+                                                     service=self.service_path)
+            if claim is not None:
+                claims.append(claim)
+            # This thread runs in a copy of the request's context: what it sets is seen by
+            # the handler and the audit records it writes.
+            REQUEST.set(replace(info, requestor=requestor, claim=claim, assertion=propagated(
+                headers) if requestor is not None else b""))
+        operation = self.operations.get(request.addressing.action)
+        if operation is None:
+            raise action_not_supported(request.addressing.action)
+        result = self._dispatch(operation, request)
+        if claims and self.xua is not None:
+            # The assertion ID went into the request's audit write; a concurrent replay that
+            # won makes this the replay fault (and the change was rolled back).
+            self.xua.settle(claims[0], peer=info.client, endpoint=info.endpoint)
+        reply = build_envelope(result.body, action=operation.response_action,
+                               relates_to=request.addressing.message_id)
+        return operation, reply, result
+
     def _url(self, request: Request) -> str:
         return request_origin(request.scope, self.public_url) + self.service_path
-
-    async def _authenticate(self, xua: XuaPolicy, headers: tuple[etree._Element, ...],
-                            info: RequestInfo) -> Requestor | None:
-        # Signature checks and the replay cache's database round trip stay off the event loop.
-        return await run_in_threadpool(xua.authenticate, headers, peer=info.client,
-                                       endpoint=info.endpoint, service=self.service_path)
 
     async def _read(self, request: Request, received: list[MtomMessage]) -> etree._Element:
         content_type = request.headers.get("content-type", "")
@@ -262,14 +279,26 @@ class SoapEndpoint:
             chunks.append(chunk)
         return chunks
 
-    async def _dispatch(self, operation: Operation, request: SoapRequest) -> SoapResponse:
+    @staticmethod
+    def _dispatch(operation: Operation, request: SoapRequest) -> SoapResponse:
         try:
-            return await run_in_threadpool(operation.handler, request)
+            return operation.handler(request)
         except SoapFault:
             raise
         except Exception as exc:
             logger.exception("handler for %s failed", request.addressing.action)
             return SoapResponse(body=operation.on_error(exc))
+
+
+async def _spend(claims: list[ReplayClaim]) -> None:
+    """A request that failed still uses up its assertion (unless the failure was its replay)."""
+    for claim in claims:
+        if not claim.pending:
+            continue
+        try:
+            await run_in_threadpool(claim.settle)
+        except Exception:
+            logger.exception("the XUA replay cache could not record an assertion")
 
 
 def _soap_response(

@@ -7,8 +7,8 @@ import os
 import sqlite3
 import threading
 import weakref
-from collections.abc import Iterator
-from contextlib import contextmanager, suppress
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager, nullcontext, suppress
 from pathlib import Path
 from typing import Any
 
@@ -18,11 +18,12 @@ from sqlalchemy import Connection, Engine, create_engine, event
 
 from xds.config import Settings
 
-__all__ = ["open_engine", "migrate", "write_transaction", "read_connection"]
+__all__ = ["open_engine", "migrate", "write_transaction", "after_commit", "read_connection"]
 
 _MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 _WRITE = "xds_write"
 _CURSORS = "xds_cursors"
+_AFTER_COMMIT = "xds_after_commit"
 
 
 class _WriterLock:
@@ -119,14 +120,24 @@ def migrate(engine: Engine) -> None:
 
 @contextmanager
 def write_transaction(engine: Engine) -> Iterator[Connection]:
-    """A connection in a write transaction: committed on success, rolled back on any error."""
+    """A connection in a write transaction: committed on success, rolled back on any error.
+    What ``after_commit`` registered on it runs once the commit is done."""
     lock = _WRITER_LOCKS.get(engine)
-    if lock is None:
-        with engine.connect().execution_options(**{_WRITE: True}) as conn, conn.begin():
-            yield conn
-        return
-    with lock, engine.connect().execution_options(**{_WRITE: True}) as conn, conn.begin():
-        yield conn
+    with lock or nullcontext(), engine.connect().execution_options(**{_WRITE: True}) as conn:
+        try:
+            with conn.begin():
+                yield conn
+        except BaseException:
+            conn.info.pop(_AFTER_COMMIT, None)
+            raise
+        for callback in conn.info.pop(_AFTER_COMMIT, ()):
+            callback()
+
+
+def after_commit(conn: Connection, callback: Callable[[], None]) -> None:
+    """Have ``callback`` called when the ``write_transaction`` of ``conn`` has committed (never
+    when it rolls back, nor for a transaction opened otherwise)."""
+    conn.info.setdefault(_AFTER_COMMIT, []).append(callback)
 
 
 @contextmanager
