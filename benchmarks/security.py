@@ -65,6 +65,9 @@ from xds.store.patients import add_patient  # noqa: E402
 
 from lxml import etree  # noqa: E402
 
+#: A mode: its name, the ``xds serve`` flags, URL scheme, client TLS context, assertion maker.
+Mode = tuple[str, list[str], str, ssl.SSLContext | None, Callable[[], bytes | None]]
+
 AUDIENCE = "urn:oid:1.3.6.1.4.1.21367.13.20.1000"
 CLIENTS = 4
 
@@ -226,7 +229,7 @@ def main() -> None:
                  "--client-key", client_key]
     audit_flags = ["--audit-url", f"syslog+tls://127.0.0.1:{receiver.port}"]
     xua_flags = ["--xua", "required", "--xua-idp-cert", str(idp[0]), "--xua-audience", AUDIENCE]
-    modes: list[tuple[str, list[str], str, ssl.SSLContext | None, Callable[[], bytes | None]]] = [
+    modes: list[Mode] = [
         ("plain HTTP", [], "http", None, lambda: None),
         ("mTLS", tls_flags, "https", tls, lambda: None),
         ("mTLS + audit", tls_flags + audit_flags, "https", tls, lambda: None),
@@ -268,8 +271,7 @@ def main() -> None:
           "every mode records its transactions in its local trail)")
 
 
-def interleaved_queries(modes: list[tuple[str, list[str], str, ssl.SSLContext | None,
-                                          Callable[[], bytes | None]]],
+def interleaved_queries(modes: list[Mode],
                         servers: dict[str, tuple[subprocess.Popen[bytes], str]],
                         pids: list[str], n: int) -> dict[str, list[float]]:
     """ITI-18 latencies (ms) per mode: one keep-alive client per mode, the modes in turn."""

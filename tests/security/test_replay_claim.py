@@ -23,6 +23,7 @@ from xds.model.errors import XdsError
 from xds.registry.context import Registry
 from xds.registry.iti42 import register_document_set
 from xds.security.replay import ReplayCache, ReplayClaim
+from xds.store.db import write_transaction
 from xds.store.tables import audit_outbox, document_entry
 
 
@@ -86,8 +87,6 @@ def test_a_query_racing_a_replay_keeps_no_audit_record(
 
 def test_a_claim_rolled_back_with_its_transaction_is_recorded_when_settled(
         engine: Engine, claim: ReplayClaim) -> None:
-    from xds.store.db import write_transaction
-
     with pytest.raises(RuntimeError), write_transaction(engine) as conn:
         claim.record(conn)
         raise RuntimeError("the change failed after its audit record")
@@ -104,8 +103,6 @@ def test_a_request_that_wrote_nothing_claims_when_settled(claim: ReplayClaim) ->
 
 def test_later_audit_writes_of_the_request_do_not_write_the_claim_again(
         engine: Engine, claim: ReplayClaim) -> None:
-    from xds.store.db import write_transaction
-
     with write_transaction(engine) as conn:  # e.g. the success and failure records of a
         claim.record(conn)                    # PartialSuccess, or a second transaction
         claim.record(conn)
@@ -116,8 +113,6 @@ def test_later_audit_writes_of_the_request_do_not_write_the_claim_again(
 
 def test_a_replayed_claim_fails_every_retry_of_the_transaction(
         engine: Engine, claim: ReplayClaim) -> None:
-    from xds.store.db import write_transaction
-
     assert ReplayCache(engine).first_use(claim.key, claim.expires)
     for _ in range(2):
         with pytest.raises(IntegrityError), write_transaction(engine) as conn:

@@ -102,3 +102,14 @@ def _count_from_elsewhere(engine: Engine) -> int:
         return int(other.execute("SELECT count(*) FROM t").fetchone()[0])
     finally:
         other.close()
+
+
+def test_after_commit_of_a_transaction_opened_otherwise_never_runs(engine: Engine) -> None:
+    from xds.store.db import after_commit
+
+    seen: list[str] = []
+    with engine.begin() as conn:  # not a write_transaction: nobody runs its callbacks
+        after_commit(conn, lambda: seen.append("stale"))
+    with write_transaction(engine) as conn:  # the same pooled connection
+        after_commit(conn, lambda: seen.append("ours"))
+    assert seen == ["ours"]

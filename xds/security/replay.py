@@ -114,8 +114,7 @@ class ReplayClaim:
         recorded now."""
         if self.state == "committed" or (self.state == "inserted" and self.cache.seen(self.key)):
             return True
-        if self.state != "replayed" and self.state != "refused" and \
-                self.cache.first_use(self.key, self.expires):
+        if self.state in ("pending", "inserted") and self.cache.first_use(self.key, self.expires):
             self.state = "inserted"
             return True
         self.state = "refused"

@@ -96,14 +96,19 @@ def _sqlite_tuning(engine: Engine) -> None:
     # while iterating it) leaves its SQLite statement running, and a running statement holds
     # the connection's read snapshot past COMMIT. Back in the pool, that connection would
     # read stale data and fail every write with SQLITE_BUSY_SNAPSHOT ("database is locked",
-    # no busy wait). So every cursor used in a checkout is closed when the checkout ends.
+    # no busy wait). So every cursor of a checkout still alive when the checkout ends is
+    # closed then (weakly held: a cursor dropped as usual costs nothing more).
     @event.listens_for(engine, "after_cursor_execute")
     def _track(conn: Connection, cursor: Any, *_args: Any) -> None:
-        conn.connection.info.setdefault(_CURSORS, []).append(cursor)
+        info = conn.connection.info
+        cursors = info.get(_CURSORS)
+        if cursors is None:
+            cursors = info[_CURSORS] = weakref.WeakSet()
+        cursors.add(cursor)
 
     @event.listens_for(engine.pool, "checkin")
     def _close_cursors(_dbapi_conn: Any, record: Any) -> None:
-        for cursor in record.info.pop(_CURSORS, ()):
+        for cursor in list(record.info.pop(_CURSORS, ())):
             with suppress(sqlite3.ProgrammingError):  # its connection was closed already
                 cursor.close()
 
@@ -124,14 +129,16 @@ def write_transaction(engine: Engine) -> Iterator[Connection]:
     What ``after_commit`` registered on it runs once the commit is done."""
     lock = _WRITER_LOCKS.get(engine)
     with lock or nullcontext(), engine.connect().execution_options(**{_WRITE: True}) as conn:
+        # Left by a transaction not opened here (whose commit never ran them): not ours.
+        conn.info.pop(_AFTER_COMMIT, None)
         try:
             with conn.begin():
                 yield conn
-        except BaseException:
-            conn.info.pop(_AFTER_COMMIT, None)
-            raise
-        for callback in conn.info.pop(_AFTER_COMMIT, ()):
-            callback()
+        finally:
+            callbacks = conn.info.pop(_AFTER_COMMIT, ())
+    # Committed (an exception skips this), the writer lock and the connection given back.
+    for callback in callbacks:
+        callback()
 
 
 def after_commit(conn: Connection, callback: Callable[[], None]) -> None:
