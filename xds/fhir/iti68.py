@@ -24,7 +24,7 @@ from xds.fhir.audit import auditor
 from xds.fhir.interactions import ResourceType, fhir_endpoint
 from xds.fhir.iti67 import check_id
 from xds.fhir.search import SearchSpec
-from xds.store.blobs import BlobStore, FileBlobStore
+
 from xds.store.db import read_connection
 from xds.store.documents import StoredDocument, find_documents
 from xds.store.tables import document_entry
@@ -77,11 +77,6 @@ def _document(ctx: FhirContext, resource: str) -> tuple[StoredDocument, str]:
     return stored, mime_type
 
 
-def _blobs(ctx: FhirContext) -> BlobStore:
-    return ctx.repository.blobs if ctx.repository is not None \
-        else FileBlobStore(ctx.settings.blob_dir)
-
-
 def routes(ctx: FhirContext) -> list[BaseRoute]:
     """The Binary routes (before the generic read route)."""
 
@@ -91,7 +86,7 @@ def routes(ctx: FhirContext) -> list[BaseRoute]:
         if not accepts(fmt or request.headers.get("accept"), mime_type):
             raise FhirError(406, Issue("not-supported", f"the document is {mime_type}; ask "
                                        f"for it (or */*), not {fmt or request.headers['accept']}"))
-        blobs = _blobs(ctx)
+        blobs = ctx.blob_store()
         if not await run_in_threadpool(blobs.exists, stored.sha256):
             raise not_found(f"Binary/{request.path_params['id']}: the stored bytes are missing")
         return StreamingResponse(blobs.open(stored.sha256), media_type=mime_type,

@@ -36,7 +36,6 @@ from xds.imaging.kos import Manifest, Reference, parse_manifest
 from xds.imaging.rad68 import ACCESSION_TYPE, STUDY_UID_TYPE
 from xds.model.values import normalize_dtm
 from xds.mpi.model import PatientIdentifier
-from xds.store.blobs import FileBlobStore
 from xds.store.tables import (
     dicom_instance, document_code, document_entry, document_reference_id, repository_document,
 )
@@ -180,7 +179,7 @@ def _content(ctx: FhirContext, sha256: str) -> KosContent | None:
             _cache.move_to_end(sha256)
             return hit
     try:
-        data = b"".join(FileBlobStore(ctx.settings.blob_dir).open(sha256))
+        data = b"".join(ctx.blob_store().open(sha256))
         content = _parse(data)
     except (OSError, ValueError):
         return None

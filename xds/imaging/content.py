@@ -4,12 +4,12 @@ converted between uncompressed syntaxes while streaming (RAD-69 §4.69.4.2.3, WA
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
+from contextlib import ExitStack
 from functools import partial
 
 from xds.dicom.part10 import read_header, transcode
 from xds.dicom.uids import CONVERTIBLE_SYNTAXES
 from xds.imaging.context import Content, ImagingSource
-from xds.store.blobs import FileBlobStore
 from xds.store.instances import Instance
 
 __all__ = ["instance_content", "ANY_SYNTAX"]
@@ -39,16 +39,25 @@ def instance_content(source: ImagingSource, instance: Instance,
         if not source.blobs.exists(sha):
             raise FileNotFoundError(f"{instance.sop_instance_uid}: blob {sha} is missing")
         return Content(stored, instance.size, partial(source.blobs.open, sha))
-    if stored not in CONVERTIBLE_SYNTAXES or not isinstance(source.blobs, FileBlobStore):
+    if stored not in CONVERTIBLE_SYNTAXES:
         return None
     target = next((ts for ts in accepted if ts in CONVERTIBLE_SYNTAXES), None)
     if target is None:
         return None
-    path = source.blobs.path(instance.sha256)
-    header = read_header(path)
-    size, chunks = transcode(path, header, target)
-    return Content(target, size, _once(chunks))
+    held = ExitStack()  # the file to convert (S3: a local copy) lives as long as the stream
+    try:
+        path = held.enter_context(source.blobs.local_copy(instance.sha256))
+        header = read_header(path)
+        size, chunks = transcode(path, header, target)
+    except BaseException:
+        held.close()
+        raise
+    return Content(target, size, _once(chunks, held))
 
 
-def _once(chunks: Iterator[bytes]) -> partial[Iterator[bytes]]:
-    return partial(iter, chunks)
+def _once(chunks: Iterator[bytes], held: ExitStack) -> partial[Iterator[bytes]]:
+    """The converted chunks; ``held`` is released when they are done (or dropped)."""
+    def stream() -> Iterator[bytes]:
+        with held:
+            yield from chunks
+    return partial(iter, stream())

@@ -44,7 +44,6 @@ from xds.imaging.context import Content, ImagingSource
 from xds.mpi.model import PatientIdentifier
 from xds.soap.mtom import parse_content_type
 from xds.soap import coalesce
-from xds.store.blobs import FileBlobStore
 from xds.store.db import read_connection
 from xds.store.instances import Instance, find_instance, study_instances
 
@@ -226,10 +225,11 @@ class _Dicomweb:
 
     def _stored_metadata(self, instance: Instance) -> dict[str, Any] | None:
         blobs = self.source.blobs
-        if instance.sha256 is None or not isinstance(blobs, FileBlobStore):
+        if instance.sha256 is None:
             return None
         try:
-            header = read_header(blobs.path(instance.sha256))
+            with blobs.local_copy(instance.sha256) as path:
+                header = read_header(path)
         except (OSError, NotDicomError) as exc:
             log.warning("WADO-RS metadata of %s: %s", instance.sop_instance_uid, exc)
             return None

@@ -1,7 +1,8 @@
-"""Content-addressed document store: bytes kept once under their SHA-256 (filesystem backend).
+"""Content-addressed document store: bytes kept once under their SHA-256.
 
-The interface is the small ``BlobStore`` protocol so that an S3-compatible backend can replace
-the filesystem without touching the actors.
+Actors see only the small ``BlobStore`` protocol; ``open_blob_store`` picks the backend from
+``Settings.blob_url``: the filesystem (``FileBlobStore``, the default, ``<data_dir>/blobs``) or
+an S3-compatible object store (``xds.store.s3.S3BlobStore``, ``s3://bucket/prefix?endpoint=``).
 """
 
 from __future__ import annotations
@@ -12,13 +13,19 @@ import os
 import tempfile
 import uuid
 from collections.abc import Iterable, Iterator
+from contextlib import AbstractContextManager, contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import IO, TYPE_CHECKING, Protocol
+from urllib.parse import unquote, urlsplit
 
 from xds.soap.ns import CHUNK_SIZE
 
-__all__ = ["BlobInfo", "BlobStore", "FileBlobStore", "StoreFull", "READ_CHUNK"]
+if TYPE_CHECKING:
+    from xds.config import Settings
+
+__all__ = ["BlobInfo", "BlobStore", "FileBlobStore", "StoredBlob", "StoreFull", "StoreUnavailable",
+           "READ_CHUNK", "open_blob_store", "digest_file", "is_sha256"]
 
 #: Reads for streaming out are larger than the SOAP layer's CHUNK_SIZE: each chunk costs a
 #: worker-thread hop in the response, and 1 MiB keeps that cost small while memory stays flat.
@@ -34,8 +41,21 @@ class BlobInfo:
     size: int
 
 
+@dataclass(frozen=True, slots=True)
+class StoredBlob:
+    """One object found by ``BlobStore.scan``: its address, size and last-modified time (epoch)."""
+
+    sha256: str
+    size: int
+    modified: float
+
+
 class StoreFull(OSError):
     """The store has no room left (maps to XDSRepositoryOutOfResources)."""
+
+
+class StoreUnavailable(OSError):
+    """The store cannot be reached or answers with an error (maps to XDSRepositoryError, 503)."""
 
 
 class BlobStore(Protocol):
@@ -53,8 +73,12 @@ class BlobStore(Protocol):
         """Store the bytes of ``chunks``; their BlobInfo and whether they were new."""
         ...
 
-    def open(self, sha256: str) -> Iterator[bytes]:
-        """The stored bytes in chunks; FileNotFoundError when absent."""
+    def open(self, sha256: str, start: int = 0, end: int | None = None) -> Iterator[bytes]:
+        """The stored bytes ``[start, end)`` (to the end when ``end`` is None) in chunks.
+
+        FileNotFoundError when absent, StoreUnavailable when the store cannot be read; both are
+        raised before the first chunk (the generator checks on its first ``next``).
+        """
         ...
 
     def exists(self, sha256: str) -> bool:
@@ -64,6 +88,59 @@ class BlobStore(Protocol):
     def delete(self, sha256: str) -> None:
         """Remove the bytes (no error when already gone)."""
         ...
+
+    def local_copy(self, sha256: str) -> AbstractContextManager[Path]:
+        """A file holding the bytes for the block (the stored file itself, or a temp copy)."""
+        ...
+
+    def scan(self) -> Iterator[StoredBlob]:
+        """Every stored object (for ``xds blobs gc`` and ``verify``)."""
+        ...
+
+    def sweep(self, older_than: float) -> int:
+        """Remove what crashed writers left (temp files, unfinished multipart uploads) that
+        was started before the epoch time ``older_than``; how many were removed."""
+        ...
+
+    def check(self) -> None:
+        """Raise StoreUnavailable unless the store can be written and read (``/readyz``)."""
+        ...
+
+    def describe(self) -> str:
+        """Where the bytes live, for logs (never credentials)."""
+        ...
+
+
+def open_blob_store(settings: Settings) -> BlobStore:
+    """The blob store of ``settings.blob_url``: empty or ``file:///path`` for the filesystem
+    (default ``<data_dir>/blobs``), ``s3://bucket[/prefix]?endpoint=URL`` for S3."""
+    url = settings.blob_url
+    if not url:
+        return FileBlobStore(settings.blob_dir)
+    parts = urlsplit(url)
+    if parts.scheme == "file":
+        return FileBlobStore(Path(unquote(parts.path)))
+    if parts.scheme == "s3":
+        from xds.store.s3 import S3BlobStore
+
+        return S3BlobStore.from_url(url, spool_dir=settings.spool_dir)
+    raise ValueError(f"blob URL {url!r}: use file:///path or s3://bucket[/prefix]?endpoint=URL")
+
+
+def is_sha256(value: str) -> bool:
+    """True for a lower-case hex SHA-256 digest (a blob address)."""
+    return len(value) == 64 and all(c in "0123456789abcdef" for c in value)
+
+
+def digest_file(path: Path) -> BlobInfo:
+    """The BlobInfo of the file at ``path`` (read once, in chunks)."""
+    sha256, sha1, size = hashlib.sha256(), hashlib.sha1(), 0
+    with path.open("rb") as f:
+        while chunk := f.read(READ_CHUNK):
+            sha256.update(chunk)
+            sha1.update(chunk)
+            size += len(chunk)
+    return BlobInfo(sha256=sha256.hexdigest(), sha1=sha1.hexdigest(), size=size)
 
 
 class FileBlobStore:
@@ -76,7 +153,7 @@ class FileBlobStore:
 
     def path(self, sha256: str) -> Path:
         """Where the bytes of ``sha256`` live (whether or not they exist)."""
-        if len(sha256) != 64 or not all(c in "0123456789abcdef" for c in sha256):
+        if not is_sha256(sha256):
             raise ValueError(f"not a SHA-256 hex digest: {sha256!r}")
         return self.root / sha256[:2] / sha256[2:4] / sha256
 
@@ -84,6 +161,10 @@ class FileBlobStore:
         target = self.path(info.sha256)
         if target.exists():
             path.unlink(missing_ok=True)
+            # Found, not written: fresh again for ``xds blobs gc`` (whose grace period spares
+            # what a submission in flight may still commit to).
+            with suppress(FileNotFoundError):
+                os.utime(target)
             return False
         try:
             target.parent.mkdir(parents=True, exist_ok=True)
@@ -118,16 +199,50 @@ class FileBlobStore:
         finally:
             tmp.unlink(missing_ok=True)
 
-    def open(self, sha256: str) -> Iterator[bytes]:
-        with self.path(sha256).open("rb") as f:
-            while chunk := f.read(READ_CHUNK):
-                yield chunk
+    def open(self, sha256: str, start: int = 0, end: int | None = None) -> Iterator[bytes]:
+        f = self.path(sha256).open("rb")  # FileNotFoundError now, not at the first chunk
+        return _read_range(f, start, end)
 
     def exists(self, sha256: str) -> bool:
         return self.path(sha256).exists()
 
     def delete(self, sha256: str) -> None:
         self.path(sha256).unlink(missing_ok=True)
+
+    @contextmanager
+    def local_copy(self, sha256: str) -> Iterator[Path]:
+        path = self.path(sha256)
+        if not path.exists():
+            raise FileNotFoundError(f"blob {sha256} is not stored")
+        yield path
+
+    def scan(self) -> Iterator[StoredBlob]:
+        for top in sorted(self.root.glob("[0-9a-f][0-9a-f]")):
+            for path in sorted(top.glob("[0-9a-f][0-9a-f]/*")):
+                if is_sha256(path.name):
+                    st = _stat(path)
+                    if st is not None:
+                        yield StoredBlob(path.name, st.st_size, st.st_mtime)
+
+    def sweep(self, older_than: float) -> int:
+        removed = 0
+        for path in self._tmp.iterdir():
+            st = _stat(path)
+            if st is not None and st.st_mtime < older_than:
+                path.unlink(missing_ok=True)
+                removed += 1
+        return removed
+
+    def check(self) -> None:
+        try:
+            fd, name = tempfile.mkstemp(dir=self._tmp, prefix="ready-")
+            os.close(fd)
+            os.unlink(name)
+        except OSError as exc:
+            raise StoreUnavailable(exc.errno, f"blob store {self.root}: {exc.strerror}") from exc
+
+    def describe(self) -> str:
+        return str(self.root)
 
     def _copy_in(self, path: Path, target: Path) -> None:
         tmp = self._tmp / uuid.uuid4().hex
@@ -141,6 +256,27 @@ class FileBlobStore:
             path.unlink(missing_ok=True)
         finally:
             tmp.unlink(missing_ok=True)
+
+
+def _read_range(f: IO[bytes], start: int, end: int | None) -> Iterator[bytes]:
+    with f:
+        if start:
+            f.seek(start)
+        left = None if end is None else end - start
+        while left is None or left > 0:
+            chunk = f.read(READ_CHUNK if left is None else min(READ_CHUNK, left))
+            if not chunk:
+                return
+            if left is not None:
+                left -= len(chunk)
+            yield chunk
+
+
+def _stat(path: Path) -> os.stat_result | None:
+    try:
+        return path.stat()
+    except FileNotFoundError:  # removed while we looked
+        return None
 
 
 def _fsync_file(path: Path) -> None:
