@@ -14,8 +14,10 @@ differ by prefix.
 from __future__ import annotations
 
 import os
+import random
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -24,7 +26,6 @@ from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from tests.server import free_port
 from xds.store.s3 import S3BlobStore
 
 __all__ = ["weed_binary", "running_seaweed", "Seaweed", "S3_ENV", "BUCKET"]
@@ -35,6 +36,19 @@ BUCKET = "xds-test"
 #: SeaweedFS's S3 gateway without identities accepts any signature; boto3 still needs a key.
 S3_ENV = {"AWS_ACCESS_KEY_ID": "xds-test", "AWS_SECRET_ACCESS_KEY": "xds-test-secret",
           "AWS_REGION": "us-east-1"}
+
+
+def weed_port() -> int:
+    """A port free on 127.0.0.1 whose gRPC twin (SeaweedFS listens on port + 10000) is too."""
+    while True:
+        port = random.randrange(20000, 45000)
+        try:
+            with socket.socket() as a, socket.socket() as b:
+                a.bind(("127.0.0.1", port))
+                b.bind(("127.0.0.1", port + 10000))
+        except OSError:
+            continue
+        return port
 
 
 def weed_binary() -> str | None:
@@ -89,9 +103,9 @@ def running_seaweed(root: Path, *, volumes: int = 0, replication: str = "000") -
             stack.callback(_stop, proc)
             return proc
 
-        s3_port = free_port()
-        master_port = free_port()
-        filer_port = free_port()
+        s3_port = weed_port()
+        master_port = weed_port()
+        filer_port = weed_port()
         common = ["-ip=127.0.0.1", "-ip.bind=127.0.0.1"]
         seaweed = Seaweed(f"http://127.0.0.1:{s3_port}", root)
         if volumes == 0:
@@ -99,7 +113,7 @@ def running_seaweed(root: Path, *, volumes: int = 0, replication: str = "000") -
             data.mkdir(exist_ok=True)
             seaweed.processes.append(start(
                 "server", "server", f"-dir={data}", *common, "-s3", f"-s3.port={s3_port}",
-                f"-master.port={master_port}", f"-volume.port={free_port()}",
+                f"-master.port={master_port}", f"-volume.port={weed_port()}",
                 f"-filer.port={filer_port}", "-master.volumeSizeLimitMB=64", "-volume.max=100",
                 f"-master.defaultReplication={replication}"))
         else:
@@ -112,7 +126,7 @@ def running_seaweed(root: Path, *, volumes: int = 0, replication: str = "000") -
                 vdir = root / f"volume{n}"
                 vdir.mkdir(exist_ok=True)
                 proc = start(f"volume{n}", "volume", f"-dir={vdir}", *common,
-                             f"-port={free_port()}", f"-mserver=127.0.0.1:{master_port}",
+                             f"-port={weed_port()}", f"-mserver=127.0.0.1:{master_port}",
                              "-max=50")
                 seaweed.volumes.append(proc)
                 seaweed.processes.append(proc)

@@ -33,7 +33,7 @@ from xds.imaging.kos import Manifest, Reference, build_manifest
 from xds.imaging.rad68 import manifest_submission
 from xds.mpi.model import PatientIdentifier
 from xds.registry.context import Registry
-from xds.store.blobs import FileBlobStore
+from xds.store.blobs import open_blob_store
 from xds.store.instances import Instance
 
 OUTSIDE_SOURCE = "1.3.6.1.4.1.21367.13.80.77"
@@ -49,7 +49,7 @@ def _outside(engine: Engine, settings: Settings) -> ImagingSource:
     """The outside source (its own unique id and AE title; never served here)."""
     other = dataclasses.replace(settings, imaging_source_unique_id=OUTSIDE_SOURCE,
                                 dicom_ae_title="ORTHANC")
-    return ImagingSource(engine, FileBlobStore(settings.blob_dir), other)
+    return ImagingSource(engine, open_blob_store(settings), other)
 
 
 def _instances(source: ImagingSource, study: GeneratedStudy) -> list[Instance]:

@@ -55,7 +55,7 @@ def test_imported_files_come_back_byte_identical_through_xds_publish_and_fetch(
     study = make_study(tmp_path / "study", modalities=("MR",), per_series=4)
     patient = new_patient(f"{study.patient_id}^^^&{settings.affinity_domain}&ISO")
     env = {"XDS_DATA_DIR": str(settings.data_dir), "XDS_DATABASE_URL": settings.database_url,
-           "XDS_PORT": str(settings.port)}
+           "XDS_PORT": str(settings.port), "XDS_BLOB_URL": settings.blob_url}
     runner = CliRunner()
     assert runner.invoke(cli, ["import-dicom", str(tmp_path / "study")], env=env).exit_code == 0
     published = runner.invoke(cli, ["publish", "--study", study.study_uid], env=env)

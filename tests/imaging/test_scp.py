@@ -20,7 +20,7 @@ from tests.imaging.dcmtk import dcmtk
 from tests.imaging.dicomgen import CT_IMAGE, MR_IMAGE, UID_ROOT, make_instance, make_study
 from xds.config import Settings
 from xds.dicom.uids import EXPLICIT_LE, IMPLICIT_LE
-from xds.store.blobs import FileBlobStore
+from xds.store.blobs import open_blob_store
 from xds.store.db import read_connection
 from xds.store.instances import Instance, find_instance, study_instances
 
@@ -80,11 +80,11 @@ def test_storescu_study_of_200_instances_is_indexed_byte_identical(
             assert instance.patient_id == study.patient_id
             assert instance.accession_number == study.accession
             assert instance.transfer_syntax_uid == EXPLICIT_LE
-    blobs = FileBlobStore(settings.blob_dir)
+    blobs = open_blob_store(settings)
     for path in study.files:
         instance = by_uid[path.stem]
         assert instance.sha256 is not None
-        stored_bytes = blobs.path(instance.sha256).read_bytes()
+        stored_bytes = b"".join(blobs.open(instance.sha256))
         assert instance.size == len(stored_bytes)
         assert _dataset_bytes(stored_bytes) == _dataset_bytes(path.read_bytes())
     assert _no_spooled_files(settings)

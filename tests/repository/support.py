@@ -34,12 +34,13 @@ from tests.registry.iti42_support import assert_nothing_stored, remove_slot
 from xds.config import Settings
 from xds.soap import bytes_attachment, encode_mtom, xop_include
 from xds.store import tables
+from xds.store.blobs import open_blob_store
 
 __all__ = [
     "NS_XDS", "NS_XOP", "ITI41", "ITI41_RESPONSE", "ITI43", "ITI43_RESPONSE", "PATH",
     "Doc", "Part", "Reply", "submission", "pnr", "provide", "post_mtom", "post_soap",
     "reply_of", "split_mtom", "reconstructed", "assert_success", "assert_failure",
-    "retrieve_request", "retrieve", "document_responses", "blob_files", "blob_path",
+    "retrieve_request", "retrieve", "document_responses", "blob_files", "blob_name", "stored",
     "repository_rows", "entry_row", "assert_nothing_left", "sha1",
 ]
 
@@ -318,19 +319,33 @@ def document_responses(reply: Reply) -> list[Retrieved]:
 
 
 def blob_files(settings: Settings) -> set[str]:
-    """Every file under the blob store and the spool directory, relative to the data dir."""
+    """Every file under the blob store and the spool directory, relative to the data dir;
+    on an S3 blob store, its objects as ``s3:<sha256>``."""
     found = set()
-    for root in (settings.blob_dir, settings.spool_dir):
+    roots = [settings.spool_dir] + ([] if settings.blob_url else [settings.blob_dir])
+    for root in roots:
         if root.exists():
             found |= {str(p.relative_to(settings.data_dir)) for p in root.rglob("*")
                       if not p.is_dir()}
+    if settings.blob_url:
+        found |= {f"s3:{blob.sha256}" for blob in open_blob_store(settings).scan()}
     return found
 
 
-def blob_path(settings: Settings, content: bytes) -> Path:
-    """Where FileBlobStore keeps ``content``: ``<blob_dir>/ab/cd/<sha256>``."""
+def blob_name(settings: Settings, content: bytes) -> str:
+    """How ``blob_files`` names the stored blob of ``content``."""
     digest = hashlib.sha256(content).hexdigest()
-    return settings.blob_dir / digest[:2] / digest[2:4] / digest
+    if settings.blob_url:
+        return f"s3:{digest}"
+    return str(Path("blobs") / digest[:2] / digest[2:4] / digest)
+
+
+def stored(settings: Settings, content: bytes) -> bytes | None:
+    """The bytes the blob store holds under the address of ``content``, None when absent."""
+    try:
+        return b"".join(open_blob_store(settings).open(hashlib.sha256(content).hexdigest()))
+    except FileNotFoundError:
+        return None
 
 
 def repository_rows(engine: Engine, unique_ids: Iterable[str]) -> list[Row[Any]]:

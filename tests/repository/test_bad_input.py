@@ -22,7 +22,7 @@ from tests import samples, soapclient, xsd
 from tests.registry.iti42_support import snapshot
 from tests.repository.support import (
     ITI41, PATH, Doc, Part, Reply, assert_failure, assert_nothing_left, assert_success,
-    blob_files, blob_path, document_responses, pnr, post_mtom, provide, reconstructed, reply_of,
+    blob_files, blob_name, stored, document_responses, pnr, post_mtom, provide, reconstructed, reply_of,
     retrieve, submission,
 )
 from tests.server import running_server
@@ -126,7 +126,7 @@ def test_mime_part_no_document_includes_is_XDSMissingDocumentMetadata_and_nothin
                                          "stray@tests.xds": Part("image/png", stray)})
     (error,) = assert_failure(reply, "XDSMissingDocumentMetadata")
     assert error.location == "stray@tests.xds"
-    assert not blob_path(settings, stray).exists()
+    assert stored(settings, stray) is None
     assert_nothing_left(engine, settings, pid, [doc.unique_id], before)
 
 

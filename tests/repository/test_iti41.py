@@ -16,7 +16,7 @@ from sqlalchemy import Engine
 from tests import samples, soapclient, xsd
 from tests.repository.support import (
     ITI41, Doc, Part, assert_failure, assert_nothing_left, assert_success, blob_files,
-    blob_path, entry_row, pnr, post_mtom, provide, reconstructed, reply_of, repository_rows, sha1, submission,
+    blob_name, stored, entry_row, pnr, post_mtom, provide, reconstructed, reply_of, repository_rows, sha1, submission,
 )
 from tests.soap.app import base64_lines, multipart
 from xds.config import Settings
@@ -32,7 +32,7 @@ def _assert_stored(engine: Engine, settings: Settings, doc: Doc) -> None:
     assert (row.repository_unique_id, row.sha1, row.size, row.mime_type) == (
         settings.repository_unique_id, sha1(doc.content), len(doc.content), doc.mime_type)
     assert row.sha256 == hashlib.sha256(doc.content).hexdigest()
-    assert blob_path(settings, doc.content).read_bytes() == doc.content
+    assert stored(settings, doc.content) == doc.content
     entry = entry_row(engine, doc.unique_id)
     assert (entry.hash, entry.size, entry.repository_unique_id, entry.mime_type) == (
         sha1(doc.content), len(doc.content), settings.repository_unique_id, doc.mime_type)
@@ -56,7 +56,7 @@ def test_mtom_single_document_is_stored_and_registered_with_hash_size_and_reposi
     _assert_stored(engine, settings, doc)
     # Exactly one new file, the blob; the spool is empty again.
     assert blob_files(settings) - before == {
-        str(blob_path(settings, doc.content).relative_to(settings.data_dir))}
+        blob_name(settings, doc.content)}
     assert not any(settings.spool_dir.iterdir())
 
 
@@ -156,7 +156,7 @@ def test_identical_bytes_in_two_documents_are_one_blob_and_two_rows(
     rows = repository_rows(engine, [d.unique_id for d in docs])
     assert len(rows) == 2 and rows[0].sha256 == rows[1].sha256
     assert blob_files(settings) - before == {
-        str(blob_path(settings, content).relative_to(settings.data_dir))}
+        blob_name(settings, content)}
     # A later submission of the same bytes adds a row and no file.
     again = Doc(content)
     after_first = blob_files(settings)
@@ -253,9 +253,9 @@ def test_registry_rejection_is_relayed_and_only_this_submissions_blobs_are_remov
     errors = assert_failure(provide(server, unknown, [fresh, reused]), "XDSUnknownPatientId")
     assert any(unknown in (e.codeContext or "") for e in errors), errors
     assert_nothing_left(engine, settings, unknown, [fresh.unique_id, reused.unique_id], before)
-    assert not blob_path(settings, fresh.content).exists()
+    assert stored(settings, fresh.content) is None
     # The earlier submission's document and its blob are untouched.
-    assert blob_path(settings, shared).read_bytes() == shared
+    assert stored(settings, shared) == shared
     assert len(repository_rows(engine, [earlier.unique_id])) == 1
 
 

@@ -17,7 +17,7 @@ from sqlalchemy import Engine
 from tests import samples
 from tests.registry.iti42_support import assert_nothing_stored, snapshot
 from tests.repository.support import (
-    PATH, Doc, assert_failure, assert_nothing_left, assert_success, blob_files, blob_path,
+    PATH, Doc, assert_failure, assert_nothing_left, assert_success, blob_files, blob_name, stored,
     document_responses, entry_row, provide, repository_rows, retrieve, sha1,
 )
 from tests.server import free_port, running_server
@@ -93,7 +93,7 @@ def test_submission_to_b_is_registered_in_a(registry_a: Node, repository_b: Node
             sha1(doc.content), len(doc.content), REPOSITORY_B)
         (row,) = repository_rows(repository_b.engine, [doc.unique_id])
         assert row.repository_unique_id == REPOSITORY_B
-        assert blob_path(repository_b.settings, doc.content).read_bytes() == doc.content
+        assert stored(repository_b.settings, doc.content) == doc.content
     # The metadata lives in A only; the bytes in B only.
     assert_nothing_stored(repository_b.engine, pid, [d.unique_id for d in docs])
     assert snapshot(registry_a.engine, pid)["document_entry"] == 2

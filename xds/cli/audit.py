@@ -13,7 +13,7 @@ import typer
 
 from xds.cli.options import DatabaseUrl, DataDir, settings_from
 
-__all__ = ["app", "parse_since"]
+__all__ = ["app", "parse_since", "parse_duration"]
 
 app = typer.Typer(no_args_is_help=True, help="The local audit trail (ATNA).")
 
@@ -32,13 +32,20 @@ _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 def parse_since(value: str, now: float | None = None) -> float:
     """Epoch seconds of ``value``: a duration back from now (``90s``, ``15m``, ``1h``, ``2d``,
     ``1w``) or an ISO 8601 date/time (UTC unless it names an offset)."""
-    match = _DURATION.match(value.strip())
-    if match:
-        return (time.time() if now is None else now) - float(match[1]) * _UNITS[match[2]]
+    if _DURATION.match(value.strip()):
+        return (time.time() if now is None else now) - parse_duration(value)
     moment = datetime.datetime.fromisoformat(value.strip())
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=datetime.UTC)
     return moment.timestamp()
+
+
+def parse_duration(value: str) -> float:
+    """Seconds of a duration such as ``90s``, ``15m``, ``1h``, ``2d``, ``1w``; ValueError else."""
+    match = _DURATION.match(value.strip())
+    if not match:
+        raise ValueError(f"not a duration (90s, 15m, 1h, 2d, 1w): {value!r}")
+    return float(match[1]) * _UNITS[match[2]]
 
 
 def _iso(seconds: float | None) -> str:

@@ -15,7 +15,7 @@ from xds.security.wsse import MAX_ASSERTION_BYTES, read_assertion
 if TYPE_CHECKING:
     from xds.audit.clients import ClientTrail
 
-__all__ = ["DataDir", "DatabaseUrl", "ClientCert", "ClientKey", "ClientCa", "Saml", "AuditUrl",
+__all__ = ["DataDir", "DatabaseUrl", "BlobUrl", "ClientCert", "ClientKey", "ClientCa", "Saml", "AuditUrl",
            "settings_from", "credentials_from", "trail_settings", "client_trail"]
 
 DataDir = Annotated[Path | None, typer.Option(
@@ -23,6 +23,11 @@ DataDir = Annotated[Path | None, typer.Option(
 DatabaseUrl = Annotated[str | None, typer.Option(
     "--database-url", envvar="XDS_DATABASE_URL",
     help="SQLAlchemy URL, e.g. postgresql+psycopg://user@host/db (default: SQLite in the data dir).")]
+BlobUrl = Annotated[str | None, typer.Option(
+    "--blob-url", envvar="XDS_BLOB_URL",
+    help="Where document bytes live: file:///path or s3://bucket[/prefix]?endpoint=URL "
+         "(default: <data-dir>/blobs); S3 credentials from AWS_ACCESS_KEY_ID and "
+         "AWS_SECRET_ACCESS_KEY.")]
 ClientCert = Annotated[str | None, typer.Option(
     "--cert", envvar="XDS_CLIENT_CERT", help="PEM client certificate for mutual TLS.")]
 ClientKey = Annotated[str | None, typer.Option(

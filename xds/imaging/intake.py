@@ -6,7 +6,6 @@ UIDs present) before anything is stored; bytes are kept as received, addressed b
 
 from __future__ import annotations
 
-import hashlib
 import logging
 from pathlib import Path
 
@@ -16,7 +15,7 @@ from xds.dicom.part10 import NotDicomError, Part10Header, read_header
 from xds.imaging.context import ImagingSource
 from xds.model.values import is_oid, now_dtm
 from xds.store import documents, instances
-from xds.store.blobs import READ_CHUNK, BlobInfo
+from xds.store.blobs import READ_CHUNK, digest_file
 from xds.store.db import write_transaction
 from xds.store.instances import Instance
 
@@ -35,7 +34,7 @@ def store_file(source: ImagingSource, path: Path, *, move: bool = False) -> Inst
     """
     header = read_header(path)
     if move:
-        info = _digest(path)
+        info = digest_file(path)
         new_blob = source.blobs.adopt(path, info)
     else:
         with path.open("rb") as f:
@@ -44,27 +43,21 @@ def store_file(source: ImagingSource, path: Path, *, move: bool = False) -> Inst
     try:
         with write_transaction(source.engine) as conn:
             previous = instances.upsert_instance(conn, entry)
+            documents.lock_blobs(conn, [info.sha256, *([previous] if previous else [])])
+            if not source.blobs.exists(info.sha256):  # removed meanwhile: see lock_blobs
+                raise FileNotFoundError(f"blob {info.sha256} was removed concurrently; retry")
             if previous is not None and previous != info.sha256 and \
                     not documents.blob_in_use(conn, previous):
                 source.blobs.delete(previous)
     except BaseException:
         if new_blob:
             with write_transaction(source.engine) as conn:
+                documents.lock_blobs(conn, [info.sha256])
                 if not documents.blob_in_use(conn, info.sha256):
                     source.blobs.delete(info.sha256)
         raise
     log.debug("stored %s (study %s)", entry.sop_instance_uid, entry.study_instance_uid)
     return entry
-
-
-def _digest(path: Path) -> BlobInfo:
-    sha256, sha1, size = hashlib.sha256(), hashlib.sha1(), 0
-    with path.open("rb") as f:
-        while chunk := f.read(READ_CHUNK):
-            sha256.update(chunk)
-            sha1.update(chunk)
-            size += len(chunk)
-    return BlobInfo(sha256.hexdigest(), sha1.hexdigest(), size)
 
 
 def issuer_of(ds: Dataset, default: str) -> str:

@@ -23,7 +23,7 @@ from xds.ebrim.vocabulary import DE, NS_LCM, NS_XDS
 from xds.model.errors import ErrorCode, RegistryError, XdsError
 from xds.soap import Attachment, SoapRequest, decode_inline, resolve_xop
 from xds.store import documents
-from xds.store.blobs import BlobInfo, StoreFull
+from xds.store.blobs import BlobInfo, StoreFull, StoreUnavailable
 from xds.store.db import write_transaction
 from xds.repository.context import Repository
 
@@ -262,9 +262,11 @@ def _store(repository: Repository, docs: list[_Document]) -> _Added:
                 elif old.size != doc.content.size:
                     raise XdsError(ErrorCode.XDSNonIdenticalSize, doc.unique_id)
             documents.insert_documents(conn, fresh)
-            # Bytes we found already stored may have been removed meanwhile by a failed
-            # submission that had added them; its removal and these rows are both write
-            # transactions, so checking here, after our rows, closes that window on SQLite.
+            # Bytes we found already stored may have been removed meanwhile (by a failed
+            # submission that had added them, or by ``xds blobs gc``); deleters hold the blob
+            # lock while they check for rows, so checking under it, after our rows, closes
+            # that window: either they see our rows or we see the bytes gone.
+            documents.lock_blobs(conn, [d.content.sha256 for d in docs])
             for doc in docs:
                 if not repository.blobs.exists(doc.content.sha256):
                     raise XdsError(ErrorCode.XDSRepositoryBusy,
@@ -277,6 +279,12 @@ def _store(repository: Repository, docs: list[_Document]) -> _Added:
         _remove(repository, added)
         raise XdsError(ErrorCode.XDSRepositoryOutOfResources,
                        "the document store is full") from None
+    except StoreUnavailable as exc:
+        log.warning("ITI-41: %s", exc)
+        _remove(repository, added)
+        raise XdsError(ErrorCode.XDSRepositoryError,
+                       "the document store is unavailable; nothing was stored, retry later") \
+            from None
     except IntegrityError:
         _remove(repository, added)
         raise XdsError(ErrorCode.XDSRepositoryBusy,
@@ -290,6 +298,10 @@ def _remove(repository: Repository, added: _Added) -> None:
     """Undo ``_store``: our rows, then each blob we added that no row refers to any more."""
     with write_transaction(repository.engine) as conn:
         documents.delete_documents(conn, repository.unique_id, added.rows)
+        documents.lock_blobs(conn, added.blobs)
         for sha in added.blobs:
             if not documents.blob_in_use(conn, sha):
-                repository.blobs.delete(sha)
+                try:
+                    repository.blobs.delete(sha)
+                except StoreUnavailable as exc:  # no row refers to it: xds blobs gc will
+                    log.warning("ITI-41: blob %s left for 'xds blobs gc': %s", sha, exc)

@@ -17,6 +17,7 @@ from xds.model.errors import ErrorCode, RegistryError, XdsError
 from xds.repository.context import Repository
 from xds.soap import OutgoingAttachment, SoapResponse, new_content_id, xop_include
 from xds.store import documents
+from xds.store.blobs import StoreUnavailable
 from xds.store.db import read_connection
 
 __all__ = ["retrieve_document_set", "document_response", "retrieve_response", "retrieve_failure"]
@@ -58,11 +59,8 @@ def retrieve_document_set(repository: Repository, body: Element) -> SoapResponse
                 code=ErrorCode.XDSUnknownRepositoryId, location=req.document_unique_id,
                 context=f"repositoryUniqueId {req.repository_unique_id} is not this repository "
                         f"({repository.unique_id})"))
-        elif doc is None or not repository.blobs.exists(doc.sha256):
-            errors.append(RegistryError(
-                code=ErrorCode.XDSDocumentUniqueIdError, location=req.document_unique_id,
-                context=f"document {req.document_unique_id} is not in repository "
-                        f"{repository.unique_id}"))
+        elif (problem := _unavailable(repository, req, doc)) is not None or doc is None:
+            errors.append(problem or _not_held(repository, req))
         else:
             content_id = new_content_id()
             responses.append(document_response(
@@ -76,6 +74,28 @@ def retrieve_document_set(repository: Repository, body: Element) -> SoapResponse
     _audit(repository, [_ids(r) for r in requests if r.document_unique_id not in failed],
            [_ids(r) for r in requests if r.document_unique_id in failed], errors)
     return SoapResponse(body=retrieve_response(errors, responses), attachments=attachments)
+
+
+def _unavailable(repository: Repository, req: _Request,
+                 doc: documents.StoredDocument | None) -> RegistryError | None:
+    """Why ``doc`` cannot be returned: not held (XDSDocumentUniqueIdError) or its store is
+    down (XDSRepositoryError, worth a retry); None when it can."""
+    uid = req.document_unique_id
+    try:
+        if doc is not None and repository.blobs.exists(doc.sha256):
+            return None
+    except StoreUnavailable as exc:
+        log.warning("ITI-43: %s", exc)
+        return RegistryError(code=ErrorCode.XDSRepositoryError, location=uid,
+                             context=f"document {uid}: the document store is unavailable; "
+                                     "retry later")
+    return _not_held(repository, req)
+
+
+def _not_held(repository: Repository, req: _Request) -> RegistryError:
+    uid = req.document_unique_id
+    return RegistryError(code=ErrorCode.XDSDocumentUniqueIdError, location=uid,
+                         context=f"document {uid} is not in repository {repository.unique_id}")
 
 
 def _ids(req: _Request) -> tuple[str, str, str | None]:

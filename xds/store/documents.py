@@ -5,12 +5,13 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from sqlalchemy import Connection, and_, bindparam, delete, func, insert, select
+from sqlalchemy import Connection, and_, bindparam, delete, func, insert, select, text
 
 from xds.store.tables import dicom_instance, repository_document
 from xds.model.values import now_dtm
 
-__all__ = ["StoredDocument", "find_documents", "insert_documents", "delete_documents", "blob_in_use"]
+__all__ = ["StoredDocument", "find_documents", "insert_documents", "delete_documents", "blob_in_use",
+           "blobs_in_use", "lock_blobs"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,6 +67,34 @@ def blob_in_use(conn: Connection, sha256: str) -> bool:
     # The Imaging Document Source keeps DICOM instances in the same store.
     return conn.execute(select(dicom_instance.c.sop_instance_uid).where(
         dicom_instance.c.sha256 == sha256).limit(1)).first() is not None
+
+
+def blobs_in_use(conn: Connection, sha256s: Iterable[str]) -> set[str]:
+    """Those of ``sha256s`` that a document or DICOM instance row refers to."""
+    wanted = sorted(set(sha256s))
+    if not wanted:
+        return set()
+    used = set(conn.execute(select(repository_document.c.sha256).distinct().where(
+        repository_document.c.sha256.in_(wanted))).scalars())
+    used |= set(conn.execute(select(dicom_instance.c.sha256).distinct().where(
+        dicom_instance.c.sha256.in_(wanted))).scalars())
+    return used
+
+
+def lock_blobs(conn: Connection, sha256s: Iterable[str]) -> None:
+    """Hold the blobs ``sha256s`` until the write transaction of ``conn`` ends.
+
+    Whoever deletes a blob (a failed submission undoing itself, ``xds blobs gc``) and whoever
+    commits a row that refers to one takes this first, then checks: the deleter that no row
+    refers to it, the committer that it still exists. On PostgreSQL these are transaction
+    advisory locks (in sorted order, so two holders cannot deadlock); on SQLite a write
+    transaction already holds the database's only write lock.
+    """
+    if conn.dialect.name != "postgresql":
+        return
+    for sha in sorted(set(sha256s)):
+        # The first 15 hex digits fit a signed 64-bit key; collisions only serialise more.
+        conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": int(sha[:15], 16)})
 
 
 _FIND = select(repository_document).where(
