@@ -39,7 +39,7 @@ POSTGRES_ENV = "XDS_TEST_POSTGRES_URL"
 LOCAL_POSTGRES = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
 BACKENDS = ["sqlite", "postgresql", "s3"]
 #: Test directories that also run on the "s3" backend: those that store and read bytes.
-S3_DIRS = ("repository", "imaging", "fhir", "clients", "store", "ops")
+S3_DIRS = ("repository", "imaging", "fhir", "clients", "store", "ops", "scale")
 
 
 def pytest_configure(config: pytest.Config) -> None:

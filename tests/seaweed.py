@@ -38,6 +38,12 @@ S3_ENV = {"AWS_ACCESS_KEY_ID": "xds-test", "AWS_SECRET_ACCESS_KEY": "xds-test-se
           "AWS_REGION": "us-east-1"}
 
 
+def _NO_EXTRAS(prefix: str) -> list[str]:  # noqa: N802 - reads as a constant
+    """Options turning off the S3 gateway's side listeners on fixed ports (Iceberg 8181,
+    Lance 9101), which would collide between two SeaweedFS of one machine."""
+    return [f"{prefix}port.iceberg=0", f"{prefix}port.lance=0"]
+
+
 def weed_port() -> int:
     """A port free on 127.0.0.1 whose gRPC twin (SeaweedFS listens on port + 10000) is too."""
     while True:
@@ -115,6 +121,7 @@ def running_seaweed(root: Path, *, volumes: int = 0, replication: str = "000") -
                 "server", "server", f"-dir={data}", *common, "-s3", f"-s3.port={s3_port}",
                 f"-master.port={master_port}", f"-volume.port={weed_port()}",
                 f"-filer.port={filer_port}", "-master.volumeSizeLimitMB=64", "-volume.max=100",
+                *_NO_EXTRAS("-s3."),
                 f"-master.defaultReplication={replication}"))
         else:
             mdir = root / "master"
@@ -135,7 +142,7 @@ def running_seaweed(root: Path, *, volumes: int = 0, replication: str = "000") -
             seaweed.processes.append(start(
                 "filer", "filer", *common, f"-port={filer_port}",
                 f"-master=127.0.0.1:{master_port}", f"-defaultStoreDir={fdir}", "-s3",
-                f"-s3.port={s3_port}"))
+                f"-s3.port={s3_port}", *_NO_EXTRAS("-s3.")))
         _wait_ready(seaweed)
         yield seaweed
 

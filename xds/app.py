@@ -10,6 +10,7 @@ from contextlib import asynccontextmanager
 
 from sqlalchemy import Engine
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
 from starlette.routing import BaseRoute, Mount, Route
 
 from xds.config import WSDL_DIR, Settings
@@ -26,6 +27,7 @@ from xds.mpi.index import PatientIndex
 from xds.mpi.mllp import start_mllp_server
 from xds.mpi.notifier import run_notifier
 from xds.mpi.service import pix_operations
+from xds.ops import Metrics, RequestMetrics, health_routes, metrics_route
 from xds.registry.context import Registry
 from xds.clients.registration import RemoteRegistry
 from xds.registry.iti42 import register_document_set
@@ -38,11 +40,11 @@ from xds.security.tls import listener_context
 from xds.security.xua import XuaPolicy
 from xds.soap import Operation, SoapEndpoint, wsdl_files_app
 from xds.store.blobs import BlobStore, open_blob_store
-from xds.store.db import migrate, open_engine
+from xds.store.db import ensure_schema, open_engine
 
 __all__ = [
     "build_app", "app_from_environment", "REGISTRY_PATH", "REPOSITORY_PATH", "PIX_PATH",
-    "IMAGING_PATH", "WADO_PATH", "DICOMWEB_PATH", "FHIR_PATH",
+    "IMAGING_PATH", "WADO_PATH", "DICOMWEB_PATH", "FHIR_PATH", "LISTENERS", "listeners_of",
 ]
 
 REGISTRY_PATH = "/xds/registry"
@@ -51,15 +53,35 @@ PIX_PATH = "/pix"
 IMAGING_PATH = "/xds/imaging"
 WADO_PATH = "/wado"
 DICOMWEB_PATH = "/dicomweb"
+#: What ``settings.listeners`` may name: the HTTP app, the PIX Manager's MLLP port (ITI-8,
+#: ITI-9), the imaging source's DICOM C-STORE SCP.
+LISTENERS = ("http", "mllp", "dicom")
 log = logging.getLogger("xds.app")
 
 
+def listeners_of(settings: Settings) -> frozenset[str]:
+    """The listeners ``settings.listeners`` names (comma-separated); ValueError for an unknown
+    name or none at all."""
+    names = frozenset(n.strip() for n in settings.listeners.split(",") if n.strip())
+    unknown = names - set(LISTENERS)
+    if unknown or not names:
+        raise ValueError(f"unknown listeners {sorted(unknown)}; choose from {', '.join(LISTENERS)}"
+                         if unknown else f"no listener named; choose from {', '.join(LISTENERS)}")
+    return names
+
+
 def build_app(settings: Settings) -> Starlette:
-    """The application for ``settings``; the database is migrated when it starts.
+    """The application for ``settings``; when it starts, an empty database gets the schema and
+    one at another revision stops it (``xds.store.db.SchemaMismatch``: ``xds db upgrade``).
 
     ``settings.actors`` picks the endpoints: the registry at /xds/registry, the repository at
     /xds/repository (registering in-process, or at ``settings.registry_url`` when set).
+    ``settings.listeners`` picks what the lifespan also runs: "mllp" the PIX Manager's MLLP
+    port, "dicom" the C-STORE SCP and the manifest publisher (``xds serve --workers N`` gives
+    them to its first worker only).
+    /healthz, /readyz and /metrics are always served.
     """
+    listeners = listeners_of(settings)
     engine = open_engine(settings)
     xua = XuaPolicy.from_settings(settings, engine)
     settings.spool_dir.mkdir(parents=True, exist_ok=True)
@@ -95,10 +117,14 @@ def build_app(settings: Settings) -> Starlette:
     async def lifespan(_app: Starlette) -> AsyncIterator[None]:
         from xds.audit.sender import audit_running
 
-        migrate(engine)
+        ensure_schema(engine)
         log.info("registry database ready at %s", engine.url.render_as_string(hide_password=True))
-        async with audit_running(engine, settings), _pix_listeners(index, settings), \
-                _imaging_listeners(imaging, settings):
+        # The audit sender runs in every process: its rows are claimed (SKIP LOCKED, or one
+        # sender per SQLite file). So does the PIX notifier (rows leased by compare-and-set),
+        # which wakes on the feeds of its own process.
+        async with audit_running(engine, settings), \
+                _pix_listeners(index, settings, mllp="mllp" in listeners), \
+                _imaging_listeners(imaging if "dicom" in listeners else None, settings):
             yield
         engine.dispose()
 
@@ -120,7 +146,11 @@ def build_app(settings: Settings) -> Starlette:
         engine=engine, settings=settings, registry=registry, repository=repository, index=index,
         imaging=imaging, blobs=blobs))
     routes.append(Mount("/wsdl", app=wsdl_files_app))
-    return Starlette(routes=routes, lifespan=lifespan)
+    metrics = Metrics(engine)
+    routes += [*health_routes(engine, blobs), metrics_route(metrics)]
+    return Starlette(routes=routes, lifespan=lifespan, middleware=[Middleware(
+        RequestMetrics, metrics=metrics, fhir_path=FHIR_PATH,
+        prefixes={WADO_PATH: "WADO", DICOMWEB_PATH: "DICOMweb"})])
 
 
 def imaging_source(engine: Engine, settings: Settings,
@@ -137,7 +167,8 @@ def imaging_source(engine: Engine, settings: Settings,
 @asynccontextmanager
 async def _imaging_listeners(source: ImagingSource | None,
                              settings: Settings) -> AsyncIterator[None]:
-    """The DICOM C-STORE SCP (intake) and, with a quiet period, the manifest publisher."""
+    """The DICOM C-STORE SCP (intake) and, with a quiet period, the manifest publisher: once
+    per store, as two publishers could publish one study twice."""
     if source is None:
         yield
         return
@@ -163,21 +194,23 @@ async def _imaging_listeners(source: ImagingSource | None,
 
 
 @asynccontextmanager
-async def _pix_listeners(index: PatientIndex | None, settings: Settings) -> AsyncIterator[None]:
-    """The PIX Manager's MLLP listener (ITI-8, ITI-9) and notification sender (ITI-10, ITI-46)."""
+async def _pix_listeners(index: PatientIndex | None, settings: Settings, *,
+                         mllp: bool) -> AsyncIterator[None]:
+    """The PIX Manager's MLLP listener (ITI-8, ITI-9), with ``mllp``, and notification sender
+    (ITI-10, ITI-46)."""
     if index is None:
         yield
         return
     server = None
-    if settings.mllp_port > 0:
+    if mllp and settings.mllp_port > 0:
         try:
             server = await start_mllp_server(
                 index, settings, ssl_context=listener_context(settings),
                 on_refused=refusal_recorder(index.engine, settings))
             log.info("PIX Manager MLLP on %s:%d", settings.host, settings.mllp_port)
         except OSError as exc:
-            # Another worker of this server, or another program, holds the port: the SOAP
-            # endpoints keep working; the feed must go to whoever listens there.
+            # Another program (or a second ``xds serve --listeners mllp``) holds the port: the
+            # SOAP endpoints keep working; the feed must go to whoever listens there.
             log.warning("MLLP port %d not opened: %s", settings.mllp_port, exc)
     # Notifications are queued only for configured subscribers; without any, nothing to poll.
     notifier = asyncio.create_task(run_notifier(index, settings)) if index.subscribers else None

@@ -43,6 +43,8 @@ class Settings:
     registry_url: str = ""
     #: Which actors ``xds serve`` mounts: "registry", "repository", "pix", "imaging" (comma-separated).
     actors: str = "registry,repository,pix,imaging"
+    #: What ``xds serve`` listens with: "http" (the app), "mllp" (PIX), "dicom" (C-STORE SCP).
+    listeners: str = "http,mllp,dicom"
     #: MLLP port of the PIX Manager (ITI-8 feed, ITI-9 query); 0 turns MLLP off.
     mllp_port: int = 2575
     #: Assigning authorities (OIDs, comma-separated) the PIX Manager accepts; empty: any.

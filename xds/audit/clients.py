@@ -93,11 +93,11 @@ class ClientTrail:
 
     def _open(self) -> Engine | None:
         if self._engine is None:
-            from xds.store.db import migrate, open_engine
+            from xds.store.db import ensure_schema, open_engine
 
             try:
                 engine = open_engine(self.settings)
-                migrate(engine)
+                ensure_schema(engine)
             except Exception as exc:  # the command's own work matters more than its audit
                 log.warning("audit trail unavailable (%s); event not recorded", exc)
                 return None

@@ -10,6 +10,7 @@ from xds.cli import imaging
 from xds.cli import fhir
 from xds.cli import publish as publish_cli
 from xds.cli import audit, certs, xua
+from xds.cli import db
 from xds.cli import blobs
 
 __all__ = ["app", "main"]
@@ -29,6 +30,7 @@ app.add_typer(fhir.app, name="fhir")
 app.add_typer(certs.app, name="certs")
 app.add_typer(audit.app, name="audit")
 app.add_typer(xua.app, name="xua")
+app.add_typer(db.app, name="db")
 app.add_typer(blobs.app, name="blobs")
 
 

@@ -11,7 +11,7 @@ from typing import Annotated
 
 import typer
 
-from xds.cli.options import DatabaseUrl, DataDir, settings_from
+from xds.cli.options import DatabaseUrl, DataDir, settings_from, store_engine
 
 __all__ = ["app", "parse_since", "parse_duration"]
 
@@ -71,7 +71,6 @@ def list_events(
     from rich.table import Table
 
     from xds.audit.trail import local_trail
-    from xds.store.db import migrate, open_engine
 
     try:
         since_epoch = parse_since(since) if since else None
@@ -79,8 +78,7 @@ def list_events(
         typer.echo(f"error: --since {since!r} is neither ISO 8601 nor a duration like 1h", err=True)
         raise typer.Exit(2) from None
     settings = settings_from(data_dir=data_dir, database_url=database_url)
-    engine = open_engine(settings)
-    migrate(engine)
+    engine = store_engine(settings)
     rows = local_trail(engine, since=since_epoch, patient=patient, event=event, limit=limit)
     engine.dispose()
     if as_json:
@@ -109,7 +107,6 @@ def prune_events(
     """Delete delivered records from the local trail (the ARR keeps them); records not yet
     delivered are never deleted."""
     from xds.audit.trail import prune
-    from xds.store.db import migrate, open_engine
 
     try:
         before = parse_since(sent_before)
@@ -117,8 +114,7 @@ def prune_events(
         typer.echo(f"error: --sent-before {sent_before!r} is neither ISO 8601 nor a duration",
                    err=True)
         raise typer.Exit(2) from None
-    engine = open_engine(settings_from(data_dir=data_dir, database_url=database_url))
-    migrate(engine)
+    engine = store_engine(settings_from(data_dir=data_dir, database_url=database_url))
     removed = prune(engine, sent_before=before)
     engine.dispose()
     typer.echo(f"deleted {removed} delivered audit record(s) sent before {_iso(before)}")

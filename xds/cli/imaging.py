@@ -12,7 +12,7 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-from xds.cli.options import DatabaseUrl, DataDir, settings_from
+from xds.cli.options import DatabaseUrl, DataDir, settings_from, store_engine
 
 if TYPE_CHECKING:
     from xds.config import Settings
@@ -28,11 +28,9 @@ _LISTED = 10
 def local_source(settings: Settings) -> Iterator[ImagingSource]:
     """The Imaging Document Source on the store of ``settings``, in this process (migrated)."""
     from xds.app import imaging_source
-    from xds.store.db import migrate, open_engine
 
-    engine = open_engine(settings)
+    engine = store_engine(settings)
     try:
-        migrate(engine)
         yield imaging_source(engine, settings)
     finally:
         engine.dispose()

@@ -13,10 +13,12 @@ from xds.security.credentials import NO_CREDENTIALS, Credentials
 from xds.security.wsse import MAX_ASSERTION_BYTES, read_assertion
 
 if TYPE_CHECKING:
+    from sqlalchemy import Engine
+
     from xds.audit.clients import ClientTrail
 
 __all__ = ["DataDir", "DatabaseUrl", "BlobUrl", "ClientCert", "ClientKey", "ClientCa", "Saml", "AuditUrl",
-           "settings_from", "credentials_from", "trail_settings", "client_trail"]
+           "settings_from", "store_engine", "credentials_from", "trail_settings", "client_trail"]
 
 DataDir = Annotated[Path | None, typer.Option(
     "--data-dir", envvar="XDS_DATA_DIR", help="Data directory (default ./xds-data).")]
@@ -25,9 +27,9 @@ DatabaseUrl = Annotated[str | None, typer.Option(
     help="SQLAlchemy URL, e.g. postgresql+psycopg://user@host/db (default: SQLite in the data dir).")]
 BlobUrl = Annotated[str | None, typer.Option(
     "--blob-url", envvar="XDS_BLOB_URL",
-    help="Where document bytes live: file:///path or s3://bucket[/prefix]?endpoint=URL "
-         "(default: <data-dir>/blobs); S3 credentials from AWS_ACCESS_KEY_ID and "
-         "AWS_SECRET_ACCESS_KEY.")]
+    help="Where document bytes live: file:///path, or s3://bucket/prefix?endpoint=URL (the "
+         "prefix optional) for an S3-compatible store, credentials from AWS_ACCESS_KEY_ID and "
+         "AWS_SECRET_ACCESS_KEY (default: <data-dir>/blobs).")]
 ClientCert = Annotated[str | None, typer.Option(
     "--cert", envvar="XDS_CLIENT_CERT", help="PEM client certificate for mutual TLS.")]
 ClientKey = Annotated[str | None, typer.Option(
@@ -45,6 +47,21 @@ AuditUrl = Annotated[str | None, typer.Option(
          "transaction is audited (ATNA) in the outbox of --data-dir/--database-url and sent "
          "when the command ends; what the repository does not take stays there for the next "
          "audited command or a 'xds serve' on the same store. Default: no audit, no database.")]
+
+
+def store_engine(settings: Settings) -> Engine:
+    """An Engine on the store of ``settings``, its schema created when the database is empty;
+    a schema of another version stops the command (exit 2) with what to do."""
+    from xds.store.db import SchemaMismatch, ensure_schema, open_engine
+
+    engine = open_engine(settings)
+    try:
+        ensure_schema(engine)
+    except SchemaMismatch as exc:
+        engine.dispose()
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from None
+    return engine
 
 
 def settings_from(**options: object) -> Settings:

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from xds.cli.options import DatabaseUrl, DataDir, settings_from
+from xds.cli.options import DatabaseUrl, DataDir, settings_from, store_engine
 from xds.model.values import CX
 
 if TYPE_CHECKING:
@@ -26,7 +26,6 @@ def add(
     database_url: DatabaseUrl = None,
 ) -> None:
     """Make PATIENT_ID known, so ITI-42 submissions for it are accepted."""
-    from xds.store.db import migrate, open_engine
     from xds.store.patients import add_patient
 
     settings = settings_from(data_dir=data_dir, database_url=database_url)
@@ -38,19 +37,16 @@ def add(
         typer.echo(f"error: assigning authority {cx.assigning_authority} is not the affinity "
                    f"domain's ({settings.affinity_domain}; set XDS_AFFINITY_DOMAIN)", err=True)
         raise typer.Exit(2)
-    engine = open_engine(settings)
-    migrate(engine)
+    engine = store_engine(settings)
     added = add_patient(engine, patient_id)
     typer.echo(f"{'added' if added else 'already known'}: {patient_id}")
 
 
 def _index(data_dir: object, database_url: object) -> PatientIndex:
     from xds.mpi.index import PatientIndex
-    from xds.store.db import migrate, open_engine
 
     settings = settings_from(data_dir=data_dir, database_url=database_url)
-    engine = open_engine(settings)
-    migrate(engine)
+    engine = store_engine(settings)
     return PatientIndex(engine, settings)
 
 

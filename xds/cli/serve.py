@@ -1,11 +1,15 @@
-"""``xds serve``: run every server actor on one port."""
+"""``xds serve``: run every server actor on one port, in one or N worker processes, or only
+some of its listeners (HTTP, MLLP, DICOM)."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
 import multiprocessing
+import multiprocessing.connection
+import multiprocessing.process
 import os
+import shutil
 import signal
 import socket
 from typing import Annotated, Any
@@ -15,16 +19,19 @@ import uvicorn
 from starlette.applications import Starlette
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
-from xds.cli.options import DatabaseUrl, DataDir, settings_from
+from xds.cli.options import BlobUrl, DatabaseUrl, DataDir, settings_from
 from xds.config import Settings
 from xds.security.accept import tls_protocol_class
 from xds.security.tls import listener_context
 
 __all__ = ["serve"]
 
+log = logging.getLogger("xds.serve")
+
 #: Settings the workers of ``--workers N`` read from the environment they inherit.
 _PASSED_ON = ("tls_cert", "tls_key", "tls_ca", "tls_client_auth", "tls_legacy", "client_cert",
-              "client_key", "client_ca", "audit_url", "xua", "xua_idp_certs", "xua_audience")
+              "client_key", "client_ca", "audit_url", "xua", "xua_idp_certs", "xua_audience",
+              "blob_url")
 
 
 def serve(
@@ -52,7 +59,14 @@ def serve(
         help="Publish a study's manifest after this many seconds without new instances; "
              "0 = only on 'xds publish' [0].")] = None,
     workers: Annotated[int, typer.Option(
-        envvar="XDS_WORKERS", help="Worker processes; they share nothing but the store.")] = 1,
+        envvar="XDS_WORKERS", help="Worker processes; they share nothing but the store and "
+                                   "the HTTP port (the MLLP and DICOM ports are in the first).")] = 1,
+    listeners: Annotated[str | None, typer.Option(
+        envvar="XDS_LISTENERS",
+        help="What this process listens with, comma-separated: http (the HTTP app), mllp (PIX "
+             "Manager ITI-8/ITI-9), dicom (C-STORE SCP and manifest publisher); e.g. "
+             "'mllp,dicom' on one machine and 'http' on others [http,mllp,dicom].")] = None,
+    blob_url: BlobUrl = None,
     tls_cert: Annotated[str | None, typer.Option(
         envvar="XDS_TLS_CERT", help="PEM certificate chain: turns TLS on for the HTTP, MLLP "
                                     "and DICOM ports.")] = None,
@@ -88,9 +102,11 @@ def serve(
 ) -> None:
     """Serve the Document Registry (ITI-42, ITI-18) at /xds/registry, the Document Repository
     (ITI-41, ITI-43) at /xds/repository, the PIX Manager (ITI-44/45 at /pix, ITI-8/9 on MLLP) and
-    the Imaging Document Source (RAD-69 at /xds/imaging, WADO, DICOMweb, a C-STORE SCP)."""
-    from xds.app import build_app
-    from xds.store.db import migrate, open_engine
+    the Imaging Document Source (RAD-69 at /xds/imaging, WADO, DICOMweb, a C-STORE SCP), with
+    /healthz, /readyz and /metrics. An empty database gets the schema; one at another revision
+    is refused (exit 2): 'xds db upgrade' first."""
+    from xds.app import build_app, listeners_of
+    from xds.store.blobs import open_blob_store
 
     settings = settings_from(host=host, port=port, data_dir=data_dir, database_url=database_url,
                              actors=actors, registry_url=registry_url,
@@ -103,7 +119,15 @@ def serve(
                              client_cert=client_cert, client_key=client_key,
                              client_ca=client_ca, audit_url=audit_url, xua=xua,
                              xua_idp_certs=",".join(xua_idp_cert) if xua_idp_cert else None,
-                             xua_audience=xua_audience)
+                             xua_audience=xua_audience, listeners=listeners, blob_url=blob_url)
+    try:
+        names = listeners_of(settings)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--listeners") from None
+    try:
+        open_blob_store(settings)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--blob-url") from None
     logging.basicConfig(level=settings.log_level.upper(),
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     database = settings.effective_database_url.split("@")[-1]
@@ -112,24 +136,21 @@ def serve(
     except (ValueError, OSError) as exc:
         typer.echo(f"xds serve: TLS: {exc}", err=True)
         raise typer.Exit(2) from None
-    base = f"{'https' if tls else 'http'}://{settings.host}:{settings.port}"
-    served = [f"{name} at {base}/xds/{name}" for name in ("registry", "repository")
-              if name in settings.actors]
-    if "pix" in settings.actors:
-        served.append(f"PIX Manager at {base}/pix and MLLP port {settings.mllp_port}")
-    if "imaging" in settings.actors and settings.dicom_port > 0:
-        served.append(f"DICOM SCP {settings.dicom_ae_title} on port {settings.dicom_port}")
-    typer.echo(f"xds: {', '.join(served)} (data in {settings.data_dir}, database {database}, "
-               f"{workers} worker(s))")
+    # Before any worker starts: they would all race to create the schema of an empty database.
+    _check_schema(settings)
+    typer.echo(f"xds: {', '.join(_served(settings, names, tls is not None))} (data in "
+               f"{settings.data_dir}, database {database}, "
+               f"{workers if 'http' in names else 1} process(es))")
+    if "http" not in names:
+        if workers > 1:
+            typer.echo("xds serve: --workers ignored without the http listener", err=True)
+        asyncio.run(_listen_only(build_app(settings)))
+        return
     if workers <= 1:
         uvicorn.Server(_config(build_app(settings), settings, host=settings.host,
                                port=settings.port)).run()
         return
-    # Migrate once here, so workers starting together do not race on the schema, then hand
-    # the resolved settings to the workers through the environment they inherit.
-    engine = open_engine(settings)
-    migrate(engine)
-    engine.dispose()
+    # Hand the resolved settings to the workers through the environment they inherit.
     os.environ.update({"XDS_DATA_DIR": str(settings.data_dir),
                        "XDS_DATABASE_URL": settings.database_url, "XDS_ACTORS": settings.actors,
                        "XDS_REGISTRY_URL": settings.registry_url,
@@ -143,13 +164,67 @@ def serve(
     _run_workers(settings, workers)
 
 
+def _check_schema(settings: Settings) -> None:
+    """Create the schema of an empty database; exit 2 on one at another revision, 1 when the
+    database does not answer."""
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from xds.store.db import SchemaMismatch, ensure_schema, open_engine
+
+    engine = open_engine(settings)
+    try:
+        ensure_schema(engine)
+    except SchemaMismatch as exc:
+        typer.echo(f"xds serve: {exc}", err=True)
+        raise typer.Exit(2) from None
+    except SQLAlchemyError as exc:
+        typer.echo(f"xds serve: database: {str(getattr(exc, 'orig', None) or exc).strip()}",
+                   err=True)
+        raise typer.Exit(1) from None
+    finally:
+        engine.dispose()
+
+
+def _served(settings: Settings, listeners: frozenset[str], tls: bool) -> list[str]:
+    """What the banner lists: the HTTP endpoints, the MLLP and DICOM ports this process opens."""
+    base = f"{'https' if tls else 'http'}://{settings.host}:{settings.port}"
+    served = []
+    if "http" in listeners:
+        served = [f"{name} at {base}/xds/{name}" for name in ("registry", "repository")
+                  if name in settings.actors]
+        if "pix" in settings.actors:
+            served.append(f"PIX Manager at {base}/pix")
+    if "pix" in settings.actors and "mllp" in listeners and settings.mllp_port > 0:
+        served.append(f"PIX Manager MLLP port {settings.mllp_port}")
+    if "imaging" in settings.actors and "dicom" in listeners and settings.dicom_port > 0:
+        served.append(f"DICOM SCP {settings.dicom_ae_title} on port {settings.dicom_port}")
+    return served or ["nothing to listen on"]
+
+
+async def _listen_only(app: Starlette) -> None:
+    """``app``'s lifespan without an HTTP port (the MLLP and DICOM listeners, the background
+    loops), until SIGTERM or SIGINT."""
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stop.set)
+    async with app.router.lifespan_context(app):
+        await stop.wait()
+
+
 def _run_workers(settings: Settings, workers: int) -> None:
-    """Fork ``workers`` uvicorn servers that accept on one listening socket.
+    """Fork ``workers`` uvicorn servers that accept on one listening socket; the first also
+    runs the MLLP and DICOM listeners, the others HTTP only.
 
     Not ``uvicorn.run(workers=N)``: it binds its socket without IPPROTO_TCP, so asyncio never
     sets TCP_NODELAY on the accepted connections and every response waits out the client's
-    delayed ACK (measured: 45 ms per request instead of 4 ms).
+    delayed ACK (measured: 45 ms per request instead of 4 ms). The workers write their metrics
+    to a fresh directory (prometheus-client multiprocess mode) that /metrics sums.
     """
+    from xds.ops.metrics import prepare_multiprocess, process_exited
+
+    metrics_dir = settings.spool_dir / f"metrics-{os.getpid()}"
+    prepare_multiprocess(metrics_dir)  # before the fork, so that every worker writes there
     family = socket.AF_INET6 if ":" in settings.host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -157,28 +232,52 @@ def _run_workers(settings: Settings, workers: int) -> None:
     sock.listen(2048)
     sock.set_inheritable(True)
     context = multiprocessing.get_context("fork")
-    children = [context.Process(target=_serve_socket, args=(sock, settings.log_level))
-                for _ in range(workers)]
-    for child in children:
+    stopping = False
+
+    def spawn(slot: int) -> multiprocessing.process.BaseProcess:
+        child = context.Process(target=_serve_socket, args=(
+            sock, settings.log_level, settings.listeners if slot == 0 else "http"))
         child.start()
+        return child
+
+    children = [spawn(slot) for slot in range(workers)]
 
     def stop(signum: int, _frame: object) -> None:
+        nonlocal stopping
+        stopping = True
         for child in children:
             if child.is_alive():
                 os.kill(child.pid or 0, signal.SIGTERM)
 
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
-    for child in children:
-        child.join()
-    sock.close()
+    try:
+        # Supervise: a worker that dies (kill -9, out of memory) is replaced in its slot, so
+        # slot 0's MLLP/DICOM listeners come back too. Nothing to repair: a request it was
+        # serving had no answer and left at most what 'xds blobs gc' collects.
+        while True:
+            multiprocessing.connection.wait([c.sentinel for c in children], timeout=1)
+            for slot, child in enumerate(children):
+                if child.is_alive():
+                    continue
+                child.join()
+                process_exited(child.pid or 0)
+                if not stopping:
+                    log.warning("worker %d (pid %s) exited with %s; starting another", slot,
+                                child.pid, child.exitcode)
+                    children[slot] = spawn(slot)
+            if stopping and not any(c.is_alive() for c in children):
+                break
+    finally:
+        sock.close()
+        shutil.rmtree(metrics_dir, ignore_errors=True)
 
 
-def _serve_socket(sock: socket.socket, log_level: str) -> None:
-    from xds.app import app_from_environment
+def _serve_socket(sock: socket.socket, log_level: str, listeners: str) -> None:
+    from xds.app import build_app
 
-    settings = Settings.from_env(log_level=log_level)
-    uvicorn.Server(_config(app_from_environment(), settings)).run(sockets=[sock])
+    settings = Settings.from_env(log_level=log_level, listeners=listeners)
+    uvicorn.Server(_config(build_app(settings), settings)).run(sockets=[sock])
 
 
 def _config(app: Starlette, settings: Settings, **options: Any) -> uvicorn.Config:

@@ -90,6 +90,10 @@ class SoapEndpoint:
     Each request runs with ``xds.audit.events.REQUEST`` set: peer, endpoint URL, requestor.
     """
 
+    #: ``request.state`` attribute where a POST leaves (wsa:Action, the handler's answer body,
+    #: None for a fault) for the request metrics (``xds.ops.metrics``).
+    ANSWER_STATE = "soap_answer"
+
     def __init__(
         self,
         operations: Mapping[str, Operation],
@@ -172,6 +176,7 @@ class SoapEndpoint:
             envelope = parse_envelope(root, understood=self.understood_headers)
             addressing = parse_addressing(envelope.headers)
             relates_to = addressing.message_id
+            setattr(request.state, self.ANSWER_STATE, (addressing.action, None))
             info = RequestInfo(client=request.client.host if request.client else "",
                                endpoint=self._url(request),
                                client_endpoint=_reply_address(addressing.reply_to))
@@ -189,6 +194,7 @@ class SoapEndpoint:
             # and a worker waits for the GIL, and XUA would add two.
             operation, reply, result = await run_in_threadpool(
                 self._serve, envelope.headers, soap_request, info, claims)
+            setattr(request.state, self.ANSWER_STATE, (addressing.action, result.body))
             as_mtom = mtom or operation.mtom or bool(result.attachments)
             return _soap_response(reply, 200, as_mtom, result.attachments)
         except SoapFault as fault:

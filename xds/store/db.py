@@ -1,4 +1,5 @@
-"""Open the registry database (SQLite in WAL mode by default, PostgreSQL by URL) and migrate it."""
+"""Open the registry database (SQLite in WAL mode by default, PostgreSQL by URL), migrate it and
+report its schema revision."""
 
 from __future__ import annotations
 
@@ -9,16 +10,21 @@ import threading
 import weakref
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, nullcontext, suppress
+from dataclasses import dataclass
+from functools import cache
 from pathlib import Path
 from typing import Any
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import Connection, Engine, create_engine, event
+from alembic.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy import Connection, Engine, create_engine, event, inspect
 
 from xds.config import Settings
 
-__all__ = ["open_engine", "migrate", "write_transaction", "after_commit", "read_connection"]
+__all__ = ["open_engine", "migrate", "write_transaction", "after_commit", "read_connection",
+           "SchemaState", "SchemaMismatch", "schema_state", "ensure_schema"]
 
 _MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 _WRITE = "xds_write"
@@ -113,14 +119,105 @@ def _sqlite_tuning(engine: Engine) -> None:
                 cursor.close()
 
 
-def migrate(engine: Engine) -> None:
-    """Bring the schema to the newest Alembic revision."""
+def _alembic_config() -> Config:
     cfg = Config()
     cfg.set_main_option("script_location", str(_MIGRATIONS))
+    return cfg
+
+
+def migrate(engine: Engine, revision: str = "head") -> None:
+    """Bring the schema to the newest Alembic revision (or to ``revision``)."""
+    cfg = _alembic_config()
     with engine.connect() as conn:
         cfg.attributes["connection"] = conn
-        command.upgrade(cfg, "head")
+        command.upgrade(cfg, revision)
         conn.commit()
+
+
+@cache
+def _script() -> tuple[str, frozenset[str]]:
+    """(head revision, every known revision) of the migration scripts; they never change
+    while the process runs, and reading them imports every script."""
+    script = ScriptDirectory.from_config(_alembic_config())
+    head = script.get_current_head()
+    assert head is not None, "the migration scripts have no head"
+    return head, frozenset(rev.revision for rev in script.walk_revisions())
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SchemaState:
+    """A database's schema against this version's migration scripts.
+
+    ``current``: the revisions recorded in ``alembic_version`` (none for a database never
+    migrated); ``head``: the revision this version needs; ``is_empty``: no revision and no
+    table at all (a new database, which may be created without asking anyone).
+    """
+
+    current: tuple[str, ...]
+    head: str
+    is_empty: bool
+    #: Recorded revisions these scripts do not know (a newer xds migrated the database).
+    unknown: tuple[str, ...] = ()
+
+    @property
+    def is_current(self) -> bool:
+        """The schema is exactly the head revision."""
+        return self.current == (self.head,)
+
+    @property
+    def is_behind(self) -> bool:
+        """Revisions these scripts know and can upgrade from (``xds db upgrade``)."""
+        return bool(self.current) and not self.unknown and not self.is_current
+
+    def describe(self) -> str:
+        """One sentence on the state, with what to do when it is not current."""
+        at = ", ".join(self.current)
+        if self.is_current:
+            return f"the database schema is at revision {self.head}, the head"
+        if self.is_empty:
+            return f"the database is empty; this version creates schema revision {self.head}"
+        if self.unknown:
+            return (f"the database schema is at revision {at}, which this version does not "
+                    f"know (it needs {self.head}): a newer xds migrated it; run that version")
+        if not self.current:
+            return ("the database has tables but no schema revision (no alembic_version): "
+                    "not an xds database")
+        return (f"the database schema is at revision {at}, this version needs {self.head}: "
+                "run 'xds db upgrade' (back up first)")
+
+
+class SchemaMismatch(RuntimeError):
+    """The database schema is not the one this version needs (``SchemaState.describe`` says
+    why and what to do)."""
+
+    def __init__(self, state: SchemaState) -> None:
+        super().__init__(state.describe())
+        self.state = state
+
+
+def schema_state(engine: Engine) -> SchemaState:
+    """The schema revision of ``engine``'s database against the scripts' head (one query on
+    ``alembic_version``, a look at the table names only when no revision is recorded)."""
+    head, known = _script()
+    with engine.connect() as conn:
+        current = tuple(sorted(MigrationContext.configure(conn).get_current_heads()))
+        tables = () if current else tuple(
+            name for name in inspect(conn).get_table_names() if name != "alembic_version")
+    return SchemaState(current=current, head=head, is_empty=not current and not tables,
+                       unknown=tuple(rev for rev in current if rev not in known))
+
+
+def ensure_schema(engine: Engine) -> SchemaState:
+    """Create the schema of an empty database; accept one at the head revision. Any other
+    database (older, newer, foreign) raises SchemaMismatch: upgrading is ``xds db upgrade``'s
+    job, run on purpose after a backup, never a side effect of starting a server."""
+    state = schema_state(engine)
+    if state.is_empty:
+        migrate(engine)
+        state = schema_state(engine)
+    if not state.is_current:
+        raise SchemaMismatch(state)
+    return state
 
 
 @contextmanager
