@@ -38,7 +38,8 @@ def instance_content(source: ImagingSource, instance: Instance,
         sha = instance.sha256
         if not source.blobs.exists(sha):
             raise FileNotFoundError(f"{instance.sop_instance_uid}: blob {sha} is missing")
-        return Content(stored, instance.size, partial(source.blobs.open, sha))
+        return Content(stored, instance.size, partial(source.blobs.open, sha), sha,
+                       partial(source.blobs.open, sha))
     if stored not in CONVERTIBLE_SYNTAXES:
         return None
     target = next((ts for ts in accepted if ts in CONVERTIBLE_SYNTAXES), None)

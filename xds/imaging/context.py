@@ -23,6 +23,10 @@ class Content:
     #: Bytes, when known before sending (always for the local store).
     size: int | None
     open: Callable[[], Iterator[bytes]]
+    #: The SHA-256 of bytes sent exactly as stored, which ``open_range(start, end)`` can then
+    #: read in part (HTTP Range); None for converted or archived content.
+    sha256: str | None = None
+    open_range: Callable[[int, int | None], Iterator[bytes]] | None = None
 
 
 class Archive(Protocol):

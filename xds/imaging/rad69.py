@@ -33,6 +33,7 @@ from xds.imaging.context import ImagingSource
 from xds.model.errors import ErrorCode, RegistryError, XdsError
 from xds.soap import OutgoingAttachment, SoapResponse, new_content_id
 from xds.repository.iti43 import document_response, retrieve_response
+from xds.store.blobs import StoreUnavailable
 from xds.store.db import read_connection
 from xds.mpi.model import PatientIdentifier
 from xds.store.instances import Instance, find_instances
@@ -94,6 +95,12 @@ def retrieve_imaging_document_set(source: ImagingSource, body: Element) -> SoapR
             errors.append(RegistryError(
                 code=ErrorCode.XDSDocumentUniqueIdError, location=uid,
                 context=f"DICOM object {uid} is no longer available"))
+            continue
+        except StoreUnavailable as exc:
+            log.warning("RAD-69: %s", exc)
+            errors.append(RegistryError(
+                code=ErrorCode.XDSRepositoryError, location=uid,
+                context=f"DICOM object {uid}: the image store is unavailable; retry later"))
             continue
         if content is None:
             errors.append(RegistryError(

@@ -14,6 +14,9 @@ Without ``transferSyntax`` the instance is sent in Explicit VR Little Endian (PS
 when it can be (stored in an uncompressed little-endian syntax), otherwise as stored: this
 source does not decompress, and a 406 would make the object unreachable for consumers that
 do not name its syntax. A missing contentType means ``application/dicom`` for the same reason.
+
+An instance sent as stored honours ``Range`` (206 with that part read from the store, 416 past
+the end; ETag = its SHA-256); a converted one is sent whole. 503 while the store is down.
 """
 
 from __future__ import annotations
@@ -31,6 +34,8 @@ from xds.dicom.uids import DICOM_MIME, EXPLICIT_LE
 from xds.imaging.content import ANY_SYNTAX, instance_content
 from xds.imaging.context import Content, ImagingSource
 from xds.imaging.dicomweb import accepts, plain_text
+from xds.ranges import plan_range
+from xds.store.blobs import StoreUnavailable
 from xds.store.db import read_connection
 from xds.mpi.model import PatientIdentifier
 from xds.store.instances import Instance, find_instance
@@ -95,14 +100,31 @@ class _WadoEndpoint:
         except FileNotFoundError as exc:
             log.warning("WADO: %s", exc)
             return plain_text(404, "the object is no longer available")
+        except StoreUnavailable as exc:
+            log.warning("WADO: %s", exc)
+            return plain_text(503, "the image store is unavailable; retry later")
         if found is None:
             return plain_text(404, "no such object in that study and series")
         if isinstance(found, str):
             return plain_text(406, found)
+        head = request.method == "HEAD"
+        if found.open_range is not None and found.size is not None:
+            # As stored: a Range is read from the store as that range only.
+            plan = plan_range(request.headers, found.size, etag=found.sha256)
+            if head or plan.status == 416:
+                return plan.response(None, DICOM_MIME)
+            try:
+                body = await run_in_threadpool(found.open_range, plan.start, plan.end)
+            except FileNotFoundError:
+                return plain_text(404, "the object is no longer available")
+            except StoreUnavailable as exc:
+                log.warning("WADO: %s", exc)
+                return plain_text(503, "the image store is unavailable; retry later")
+            return plan.response(body, DICOM_MIME)
         headers = {"Content-Type": DICOM_MIME}
         if found.size is not None:
             headers["Content-Length"] = str(found.size)
-        if request.method == "HEAD":
+        if head:
             return Response(b"", headers=headers)
         return StreamingResponse(found.open(), headers=headers)
 
