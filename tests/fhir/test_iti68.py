@@ -98,3 +98,30 @@ def test_a_document_of_several_chunks_streams_whole(server: str, engine: Engine,
     assert response.status_code == 200
     assert response.headers["content-length"] == str(len(doc.content))
     assert response.content == doc.content
+
+
+def test_a_range_resumes_a_large_document(server: str, engine: Engine,
+                                          settings: Settings) -> None:
+    """A client that lost the connection halfway asks for the rest (Range, If-Range)."""
+    pid = samples.new_patient_id(settings.affinity_domain)
+    add_patient(engine, pid)
+    content = os.urandom(2 * 1024 * 1024 + 5)
+    doc = Doc(content, "application/octet-stream")
+    assert_success(provide(server, pid, [doc]))
+    with engine.connect() as conn:
+        entry = conn.execute(select(document_entry.c.id).where(
+            document_entry.c.unique_id == doc.unique_id)).scalar_one()
+    bare = entry.removeprefix("urn:uuid:")
+    whole = _binary(server, bare)
+    assert whole.headers["accept-ranges"] == "bytes"
+    etag = whole.headers["etag"]
+    half = len(content) // 2
+    rest = _binary(server, bare, Range=f"bytes={half}-", **{"If-Range": etag})
+    assert rest.status_code == 206
+    assert rest.headers["content-range"] == f"bytes {half}-{len(content) - 1}/{len(content)}"
+    assert whole.content[:half] + rest.content == content
+    middle = _binary(server, bare, Range="bytes=1000-1999")
+    assert middle.status_code == 206 and middle.content == content[1000:2000]
+    past = _binary(server, bare, Range=f"bytes={len(content)}-")
+    assert past.status_code == 416
+    assert past.headers["content-range"] == f"bytes */{len(content)}"

@@ -142,7 +142,7 @@ def pnr(sor: etree._Element, docs: Iterable[Doc]) -> etree._Element:
 
 def provide(server: str, patient_id: str, docs: Sequence[Doc], *,
             sor: etree._Element | None = None, mtom: bool = True,
-            message_id: str | None = None) -> Reply:
+            message_id: str | None = None, timeout: float = 60) -> Reply:
     """Send ITI-41 for ``docs`` (SubmitObjectsRequest ``sor``, default ``submission``); the
     schema-checked reply. ``mtom=False`` sends Simple SOAP (every doc must be inline)."""
     sor = sor if sor is not None else submission(patient_id, docs)
@@ -150,13 +150,13 @@ def provide(server: str, patient_id: str, docs: Sequence[Doc], *,
     attached = [d for d in docs if not d.inline]
     if mtom:
         return post_mtom(server, envelope, {d.content_id: Part(d.mime_type, d.content)
-                                            for d in attached})
+                                            for d in attached}, timeout=timeout)
     assert not attached, "Simple SOAP carries inline documents only"
     return post_soap(server, envelope)
 
 
 def post_mtom(server: str, envelope: bytes, parts: dict[str, Part], *,
-              check_request: bool = True) -> Reply:
+              check_request: bool = True, timeout: float = 60) -> Reply:
     """POST ``envelope`` and ``parts`` as MTOM (``xds.soap.encode_mtom``, streamed upload);
     ``check_request=False`` skips the schema check of a request that is invalid on purpose."""
     if check_request:
@@ -164,7 +164,7 @@ def post_mtom(server: str, envelope: bytes, parts: dict[str, Part], *,
     stream = encode_mtom(envelope, [bytes_attachment(p.data, cid, p.content_type)
                                     for cid, p in parts.items()])
     response = httpx.post(server + PATH, content=stream.iter_bytes(), headers=stream.headers,
-                          timeout=60)
+                          timeout=timeout)
     return reply_of(response)
 
 

@@ -78,7 +78,8 @@ def gc(
     blob_url: BlobUrl = None,
 ) -> None:
     """Remove stored objects that no row refers to (left by a crash between upload and
-    commit), unfinished uploads and temp files older than --grace."""
+    commit), unfinished uploads and temp files older than --grace, and the rows of documents
+    never registered (a crash before ITI-42) older than --grace and 15 minutes."""
     from xds.store.db import open_engine
     from xds.store.maintenance import collect_garbage
 

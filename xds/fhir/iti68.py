@@ -4,15 +4,19 @@ The id is the DocumentEntry's (its entryUUID without ``urn:uuid:``), which is wh
 ``DocumentReference.content.attachment.url`` points at. The body is the document itself with
 its mimeType and size, streamed chunk by chunk from the blob store. Answers: 404 for an unknown
 id or a document another repository holds, 410 for a Deprecated entry, 406 when ``Accept``
-(or ``_format``) excludes the mimeType. Asking for ``application/fhir+json`` gets 406 too: this
-server never wraps documents in a Binary resource (one representation, streamed).
+(or ``_format``) excludes the mimeType, 503 while the document store is unavailable; a
+``Range`` is answered 206 (416 past the end; ETag = the SHA-256). Asking
+for ``application/fhir+json`` gets 406 too: this server never wraps documents in a Binary
+resource (one representation, streamed).
 """
 
 from __future__ import annotations
 
+import logging
+
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
-from starlette.responses import Response, StreamingResponse
+from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
 from sqlalchemy import select
@@ -25,11 +29,15 @@ from xds.fhir.interactions import ResourceType, fhir_endpoint
 from xds.fhir.iti67 import check_id
 from xds.fhir.search import SearchSpec
 
+from xds.ranges import plan_range
+from xds.store.blobs import StoreUnavailable
 from xds.store.db import read_connection
 from xds.store.documents import StoredDocument, find_documents
 from xds.store.tables import document_entry
 
 __all__ = ["BINARY", "routes", "accepts"]
+
+log = logging.getLogger("xds.fhir.iti68")
 
 BINARY = ResourceType(spec=SearchSpec("Binary", ()), extra_interactions=("read",),
                       documentation="ITI-68 Retrieve Document: the document bytes as stored, "
@@ -87,10 +95,21 @@ def routes(ctx: FhirContext) -> list[BaseRoute]:
             raise FhirError(406, Issue("not-supported", f"the document is {mime_type}; ask "
                                        f"for it (or */*), not {fmt or request.headers['accept']}"))
         blobs = ctx.blob_store()
-        if not await run_in_threadpool(blobs.exists, stored.sha256):
-            raise not_found(f"Binary/{request.path_params['id']}: the stored bytes are missing")
-        return StreamingResponse(blobs.open(stored.sha256), media_type=mime_type,
-                                 headers={"Content-Length": str(stored.size)})
+        plan = plan_range(request.headers, stored.size, etag=stored.sha256)
+        if plan.status == 416:
+            return plan.response(None, mime_type)
+        try:
+            # Off the event loop: on S3 this is the (ranged) GET; FileNotFoundError and
+            # StoreUnavailable come before the first chunk.
+            body = await run_in_threadpool(blobs.open, stored.sha256, plan.start, plan.end)
+        except FileNotFoundError:
+            raise not_found(f"Binary/{request.path_params['id']}: the stored bytes are "
+                            "missing") from None
+        except StoreUnavailable as exc:
+            log.warning("ITI-68: %s", exc)
+            raise FhirError(503, Issue("transient", f"Binary/{request.path_params['id']}: the "
+                                       "document store is unavailable; retry later")) from None
+        return plan.response(body, mime_type)
 
     return [Route("/Binary/{id}", fhir_endpoint(binary, negotiate=False,
                                                 audit=auditor(ctx, "binary")), methods=["GET"])]

@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from sqlalchemy import Connection, and_, update
 from sqlalchemy.exc import IntegrityError
 
 from xds.audit.events import REQUEST, AuditEvent, Outcome, RequestInfo
@@ -21,10 +22,12 @@ from xds.audit.xds_events import export_event, import_event
 from xds.ebrim.rim import RIM, Element, set_slot, slot_values
 from xds.ebrim.vocabulary import DE, NS_LCM, NS_XDS
 from xds.model.errors import ErrorCode, RegistryError, XdsError
+from xds.model.values import now_dtm
 from xds.soap import Attachment, SoapRequest, decode_inline, resolve_xop
 from xds.store import documents
 from xds.store.blobs import BlobInfo, StoreFull, StoreUnavailable
 from xds.store.db import write_transaction
+from xds.store.tables import repository_document
 from xds.repository.context import Repository
 
 __all__ = ["provide_and_register"]
@@ -262,6 +265,7 @@ def _store(repository: Repository, docs: list[_Document]) -> _Added:
                 elif old.size != doc.content.size:
                     raise XdsError(ErrorCode.XDSNonIdenticalSize, doc.unique_id)
             documents.insert_documents(conn, fresh)
+            _refresh(conn, repository.unique_id, list(known))
             # Bytes we found already stored may have been removed meanwhile (by a failed
             # submission that had added them, or by ``xds blobs gc``); deleters hold the blob
             # lock while they check for rows, so checking under it, after our rows, closes
@@ -292,6 +296,22 @@ def _store(repository: Repository, docs: list[_Document]) -> _Added:
     except BaseException:
         _remove(repository, added)
         raise
+
+
+def _refresh(conn: Connection, repository_unique_id: str, unique_ids: list[str]) -> None:
+    """Make the rows found for ``unique_ids`` new again. A row found is maybe what a crash
+    between store and register left, found by the client's retry; ``xds blobs gc`` drops such
+    a row once it is old, and must not while this retry waits for the registry. A row gc
+    dropped since we read it makes this submission XDSRepositoryBusy (retry)."""
+    if not unique_ids:
+        return
+    doc = repository_document.c
+    result = conn.execute(update(repository_document).where(and_(
+        doc.repository_unique_id == repository_unique_id,
+        doc.document_unique_id.in_(sorted(set(unique_ids))))).values(created=now_dtm()))
+    if result.rowcount != len(set(unique_ids)):
+        raise XdsError(ErrorCode.XDSRepositoryBusy,
+                       "a stored document was removed concurrently (xds blobs gc); retry")
 
 
 def _remove(repository: Repository, added: _Added) -> None:

@@ -27,10 +27,18 @@ from xds.store.documents import blobs_in_use, lock_blobs
 from xds.store.tables import dicom_instance, document_entry, repository_document
 
 __all__ = ["GcReport", "VerifyReport", "Problem", "collect_garbage", "verify_blobs",
-           "count_blobs"]
+           "count_blobs", "IN_FLIGHT"]
 
 #: Objects examined per database round trip.
 _BATCH = 500
+
+#: Seconds a repository row must be old, whatever the grace period, before ``collect_garbage``
+#: takes its missing registry entry for a crash's leftover: ITI-41 commits its rows *before*
+#: it sends ITI-42, so a younger row may belong to a submission still waiting for the
+#: registry's answer (an ITI-42 may queue for the database's write lock a while), and dropping
+#: it would lose a document the registry is about to list. (A retry that finds an old row
+#: makes it new again: ``xds.repository.iti41``.)
+IN_FLIGHT = 15 * 60
 
 Progress = Callable[[int], None]
 
@@ -74,20 +82,23 @@ class VerifyReport:
 
 def collect_garbage(engine: Engine, blobs: BlobStore, *, grace: float,
                     registry_is_local: bool = True, dry_run: bool = False,
+                    in_flight: float = IN_FLIGHT,
                     progress: Progress | None = None) -> GcReport:
     """Remove the objects of ``blobs`` that no row refers to and that are older than ``grace``
     seconds, and what crashed writers left (temp files, unfinished multipart uploads).
 
     With ``registry_is_local`` (the repository registers in this same database), repository
-    rows older than the grace period whose document never reached the registry (a crash
-    between ITI-41's store and ITI-42) go first, so their bytes are collected too.
+    rows older than the grace period and than ``in_flight`` seconds (0 only when no request can
+    be in flight) whose document never reached the registry (a crash between ITI-41's store and
+    ITI-42) go first, so their bytes are collected too.
     """
     report = GcReport()
-    cutoff = time.time() - grace
+    now = time.time()
+    cutoff = now - grace
     if not dry_run:
         report.unfinished = blobs.sweep(cutoff)
         if registry_is_local:
-            report.unregistered_rows = _drop_unregistered(engine, cutoff)
+            report.unregistered_rows = _drop_unregistered(engine, min(cutoff, now - in_flight))
     objects = blobs.scan()
     while batch := list(islice(objects, _BATCH)):
         report.scanned += len(batch)
