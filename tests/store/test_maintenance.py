@@ -515,3 +515,20 @@ def test_gc_racing_a_submission_of_the_orphaned_bytes_never_loses_them(
     assert "stored" in outcomes, outcomes
     assert_all_referenced_intact(site)
     assert_retrievable(site, corpus[0])
+
+
+def test_gc_sweeps_the_spool_a_killed_worker_left(site: Site,
+                                                 corpus: tuple[list[Doc], str]) -> None:
+    spool = site.settings.spool_dir
+    spool.mkdir(parents=True, exist_ok=True)
+    part = spool / f"att-{secrets.token_hex(4)}.part"
+    part.write_bytes(b"the first half of an MTOM part")
+    keep_dir = spool / f"metrics-{secrets.token_hex(4)}"
+    keep_dir.mkdir()
+    assert blobs(site, "gc").exit_code == 0
+    assert part.exists(), "a young spool file may belong to a request being received"
+    result = blobs(site, "gc", "--grace", "0s")
+    assert result.exit_code == 0, result.output
+    assert not part.exists()
+    assert keep_dir.is_dir()
+    keep_dir.rmdir()

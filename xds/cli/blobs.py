@@ -94,6 +94,7 @@ def gc(
             task = bar.add_task("gc", total=None)
             report = collect_garbage(engine, blobs, grace=seconds, dry_run=dry_run,
                                      registry_is_local=not settings.registry_url,
+                                     spool_dir=settings.spool_dir,
                                      progress=lambda n: bar.advance(task, n))
     except StoreUnavailable as exc:
         _err.print(f"xds blobs gc: {exc}")

@@ -13,11 +13,13 @@ no row refers to it (a committer checks the bytes exist under the same lock).
 from __future__ import annotations
 
 import hashlib
+import stat
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from itertools import islice
+from pathlib import Path
 
 from sqlalchemy import CompoundSelect, Engine, and_, delete, exists, func, literal, select, union_all
 
@@ -82,10 +84,11 @@ class VerifyReport:
 
 def collect_garbage(engine: Engine, blobs: BlobStore, *, grace: float,
                     registry_is_local: bool = True, dry_run: bool = False,
-                    in_flight: float = IN_FLIGHT,
+                    in_flight: float = IN_FLIGHT, spool_dir: Path | None = None,
                     progress: Progress | None = None) -> GcReport:
     """Remove the objects of ``blobs`` that no row refers to and that are older than ``grace``
-    seconds, and what crashed writers left (temp files, unfinished multipart uploads).
+    seconds, and what crashed writers left (temp files, unfinished multipart uploads, and the
+    files of ``spool_dir``, this machine's spool).
 
     With ``registry_is_local`` (the repository registers in this same database), repository
     rows older than the grace period and than ``in_flight`` seconds (0 only when no request can
@@ -97,6 +100,8 @@ def collect_garbage(engine: Engine, blobs: BlobStore, *, grace: float,
     cutoff = now - grace
     if not dry_run:
         report.unfinished = blobs.sweep(cutoff)
+        if spool_dir is not None:
+            report.unfinished += _sweep_spool(spool_dir, cutoff)
         if registry_is_local:
             report.unregistered_rows = _drop_unregistered(engine, min(cutoff, now - in_flight))
     objects = blobs.scan()
@@ -116,6 +121,21 @@ def collect_garbage(engine: Engine, blobs: BlobStore, *, grace: float,
         if progress is not None:
             progress(len(batch))
     return report
+
+
+def _sweep_spool(spool_dir: Path, cutoff: float) -> int:
+    """Remove the files a killed worker left in this machine's spool (attachments being
+    received, S3 staging copies) last written before ``cutoff``; directories stay."""
+    removed = 0
+    for path in spool_dir.glob("*"):
+        try:
+            st = path.lstat()
+        except FileNotFoundError:
+            continue
+        if stat.S_ISREG(st.st_mode) and st.st_mtime < cutoff:
+            path.unlink(missing_ok=True)
+            removed += 1
+    return removed
 
 
 def _delete_unreferenced(engine: Engine, blobs: BlobStore,
