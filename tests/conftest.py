@@ -111,6 +111,20 @@ def _postgres_admin_url() -> str:
 
 
 @contextmanager
+def fresh_database(backend: str, folder: Path, name: str = "fresh.sqlite") -> Iterator[str]:
+    """A new, empty database for the block: SQLite ``folder/name`` for "sqlite", else a
+    PostgreSQL database of its own (dropped afterwards; skips without PostgreSQL)."""
+    if backend == "sqlite":
+        yield f"sqlite:///{folder / name}"
+        return
+    admin = _postgres_admin_url()
+    if not admin:
+        pytest.skip("no PostgreSQL")
+    with _postgres_database(admin) as url:
+        yield url
+
+
+@contextmanager
 def _postgres_database(admin_url: str) -> Iterator[str]:
     """Create ``xds_test_<hex>`` through an admin URL, yield its URL, then drop it (even while
     connections to it remain)."""

@@ -19,8 +19,7 @@ import os
 import socket
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -39,7 +38,7 @@ from tests.audit.transactions_support import (
     ANONYMOUS, DESTINATION, SOURCE, Record, assert_client_source, assert_patient, details,
     query_of,
 )
-from tests.conftest import _postgres_admin_url, _postgres_database
+from tests.conftest import fresh_database
 from tests.imaging.dicomgen import make_study
 from tests.imaging.test_rad69 import rad69_request, send
 from tests.mpi import support as mpi
@@ -69,16 +68,6 @@ _R = f"{{{samples.NS_RIM}}}"
 
 # -- the database, the ARR and the server ------------------------------------------------------
 
-@contextmanager
-def _database(backend: str, folder: Path) -> Iterator[str]:
-    if backend == "sqlite":
-        yield f"sqlite:///{folder / 'sequence.sqlite'}"
-        return
-    admin = _postgres_admin_url()
-    if not admin:
-        pytest.skip("no PostgreSQL")
-    with _postgres_database(admin) as url:
-        yield url
 
 
 def _receiver(kind: str, tls_files: TlsFiles) -> SyslogReceiver:
@@ -443,7 +432,7 @@ def _check(record: Record, seq: Steps) -> str | None:
 ])
 def test_sequence_reaches_the_arr_through_an_outage(kind: str, backend: str, tmp_path: Path,
                                                     tls_files: TlsFiles) -> None:
-    with _database(backend, tmp_path) as url, _receiver(kind, tls_files) as arr:
+    with fresh_database(backend, tmp_path) as url, _receiver(kind, tls_files) as arr:
         settings = _settings(kind, url, arr, tls_files, tmp_path / "data")
         engine = open_engine(settings)
         try:

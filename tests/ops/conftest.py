@@ -8,20 +8,14 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import _postgres_admin_url, _postgres_database
+from tests.conftest import fresh_database
 from xds.config import Settings
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
 def fresh_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     """The URL of an empty database, made for this test alone."""
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'fresh.sqlite'}"
-        return
-    admin = _postgres_admin_url()
-    if not admin:
-        pytest.skip("no PostgreSQL")
-    with _postgres_database(admin) as url:
+    with fresh_database(request.param, tmp_path) as url:
         yield url
 
 

@@ -16,9 +16,7 @@ import secrets
 import threading
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
-from pathlib import Path
 
 import httpx
 import pytest
@@ -26,7 +24,7 @@ from sqlalchemy import Engine, insert, select, update
 from typer.testing import CliRunner, Result
 
 from tests import samples, soapclient
-from tests.conftest import _postgres_admin_url, _postgres_database
+from tests.conftest import fresh_database
 from tests.imaging.dicomgen import make_study
 from tests.repository.support import (
     Doc, assert_success, document_responses, entry_row, provide, retrieve,
@@ -71,7 +69,7 @@ class Site:
 def site(backend: str, request: pytest.FixtureRequest,
          tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
     data_dir = tmp_path_factory.mktemp(f"maintenance-{backend}")
-    with _database(backend, data_dir) as database_url:
+    with fresh_database(backend, data_dir) as database_url:
         blob_url = ""
         if backend == "s3":
             seaweed: Seaweed = request.getfixturevalue("seaweed")
@@ -88,17 +86,6 @@ def site(backend: str, request: pytest.FixtureRequest,
                 engine.dispose()
 
 
-@contextmanager
-def _database(backend: str, data_dir: Path) -> Iterator[str]:
-    """A fresh database URL for the block: a SQLite file, or a PostgreSQL database."""
-    if backend == "sqlite":
-        yield f"sqlite:///{data_dir / 'maintenance.sqlite'}"
-        return
-    admin = _postgres_admin_url()
-    if not admin:
-        pytest.skip("no PostgreSQL")
-    with _postgres_database(admin) as url:
-        yield url
 
 
 # -- helpers ---------------------------------------------------------------------------------------
