@@ -12,6 +12,7 @@ from xds.registry.context import Registry
 from xds.registry.iti18 import stored_query
 from xds.registry.iti42 import register_document_set
 from xds.soap import Operation, SoapRequest, SoapResponse
+from xds.store.db import database_unavailable
 
 __all__ = ["registry_operations"]
 
@@ -20,6 +21,9 @@ log = logging.getLogger("xds.registry")
 
 def _internal(exc: Exception) -> list[RegistryError]:
     # The traceback is logged by the SOAP endpoint; the wire gets the code and no internals.
+    if database_unavailable(exc):  # restarted, failed over: a retry will do
+        return [RegistryError(code=ErrorCode.XDSRegistryError,
+                              context="the database is unavailable; retry")]
     return [RegistryError(code=ErrorCode.XDSRegistryError,
                           context=f"internal error ({type(exc).__name__}); see registry log")]
 

@@ -12,6 +12,7 @@ from xds.repository.context import Repository
 from xds.repository.iti41 import provide_and_register
 from xds.repository.iti43 import retrieve_document_set, retrieve_failure
 from xds.soap import Operation, SoapRequest, SoapResponse
+from xds.store.db import database_unavailable
 
 __all__ = ["repository_operations"]
 
@@ -20,6 +21,9 @@ log = logging.getLogger("xds.repository")
 
 def _internal(exc: Exception) -> list[RegistryError]:
     # The traceback is logged by the SOAP endpoint; the wire gets the code and no internals.
+    if database_unavailable(exc):  # restarted, failed over: a retry will do
+        return [RegistryError(code=ErrorCode.XDSRepositoryError,
+                              context="the database is unavailable; retry")]
     return [RegistryError(code=ErrorCode.XDSRepositoryError,
                           context=f"internal error ({type(exc).__name__}); see repository log")]
 

@@ -20,11 +20,12 @@ from alembic.config import Config
 from alembic.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import Connection, Engine, create_engine, event, inspect
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 
 from xds.config import Settings
 
-__all__ = ["open_engine", "migrate", "write_transaction", "after_commit", "read_connection",
-           "SchemaState", "SchemaMismatch", "schema_state", "ensure_schema"]
+__all__ = ["open_engine", "migrate", "database_unavailable", "write_transaction", "after_commit",
+           "read_connection", "SchemaState", "SchemaMismatch", "schema_state", "ensure_schema"]
 
 _MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 _WRITE = "xds_write"
@@ -218,6 +219,13 @@ def ensure_schema(engine: Engine) -> SchemaState:
     if not state.is_current:
         raise SchemaMismatch(state)
     return state
+
+
+def database_unavailable(exc: BaseException) -> bool:
+    """True when ``exc`` says the database could not be reached or dropped the connection (a
+    restart, a failover): an answer worth a retry, not a bug."""
+    return isinstance(exc, OperationalError | InterfaceError) or (
+        isinstance(exc, DBAPIError) and exc.connection_invalidated)
 
 
 @contextmanager
