@@ -4,6 +4,7 @@ some of its listeners (HTTP, MLLP, DICOM)."""
 from __future__ import annotations
 
 import asyncio
+import ctypes
 import logging
 import multiprocessing
 import multiprocessing.connection
@@ -128,6 +129,7 @@ def serve(
         open_blob_store(settings)
     except ValueError as exc:
         raise typer.BadParameter(str(exc), param_hint="--blob-url") from None
+    _cap_malloc_arenas()
     logging.basicConfig(level=settings.log_level.upper(),
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     database = settings.effective_database_url.split("@")[-1]
@@ -210,6 +212,22 @@ async def _listen_only(app: Starlette) -> None:
         loop.add_signal_handler(signum, stop.set)
     async with app.router.lifespan_context(app):
         await stop.wait()
+
+
+def _cap_malloc_arenas(arenas: int = 2) -> None:
+    """Two glibc malloc arenas for this process and the workers it forks.
+
+    glibc gives threads that allocate arenas of their own (up to 8 per core) and keeps what
+    they free; the worker threads streaming documents each held some (measured: a 1 GB ITI-43
+    through S3 peaked ~20 MB higher). ``MALLOC_ARENA_MAX=2``, which many Python servers run
+    with, has the same effect and wins when set; off glibc this does nothing.
+    """
+    if "MALLOC_ARENA_MAX" in os.environ:
+        return
+    try:
+        ctypes.CDLL("libc.so.6").mallopt(-8, arenas)  # -8: M_ARENA_MAX
+    except (OSError, AttributeError):
+        pass
 
 
 def _run_workers(settings: Settings, workers: int) -> None:

@@ -180,8 +180,10 @@ class MtomStream:
         yield self._tail()
 
 
-#: Size of the writes ``coalesce`` makes (``MtomStream.aiter_bytes``, WADO-RS bodies).
-WRITE_SIZE = 4 * 1024 * 1024
+#: Size of the writes ``coalesce`` makes (``MtomStream.aiter_bytes``, WADO-RS bodies): one
+#: worker-thread hop per MiB keeps that cost small, and each answer in flight holds about this
+#: much (4 MiB cost a 1 GB ITI-43 +11 MB of peak RSS for no measurable speed).
+WRITE_SIZE = 1024 * 1024
 
 
 def coalesce(pieces: Iterable[bytes], size: int = WRITE_SIZE) -> Iterator[bytes]:

@@ -77,7 +77,9 @@ class S3BlobStore:
             # SeaweedFS and MinIO may lack the newer default CRC checksums.
             request_checksum_calculation="when_required",
             response_checksum_validation="when_required")
-        client = boto3.session.Session().client(
+        # boto3's default session: the S3 service model (~12 MB) is parsed once per process
+        # (and, with --workers, once before the fork), not once per store.
+        client = boto3.client(
             "s3", endpoint_url=endpoint or None, config=config,
             region_name=query.get("region") or os.environ.get("AWS_REGION")
             or os.environ.get("AWS_DEFAULT_REGION") or "us-east-1")
