@@ -166,10 +166,11 @@ def _wait_ready(seaweed: Seaweed, timeout: float = 60) -> None:
 
 
 def _stop(proc: subprocess.Popen[bytes]) -> None:
+    """SIGTERM, then SIGKILL after 3 s: the data is the test's, nothing to flush for."""
     if proc.poll() is None:
         proc.terminate()
         try:
-            proc.wait(10)
+            proc.wait(3)
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait(10)

@@ -15,7 +15,6 @@ from starlette.routing import BaseRoute, Mount, Route
 
 from xds.config import WSDL_DIR, Settings
 from xds.imaging.context import ImagingSource
-from xds.dicom.scp import start_storage_scp
 from xds.fhir.app import fhir_routes
 from xds.fhir.context import FHIR_PATH, FhirContext
 from xds.imaging.archive import DicomwebArchive
@@ -174,6 +173,8 @@ async def _imaging_listeners(source: ImagingSource | None,
         return
     scp = None
     if settings.dicom_port > 0:
+        from xds.dicom.scp import start_storage_scp  # pynetdicom (8 MB): only here
+
         try:
             scp = await asyncio.to_thread(
                 start_storage_scp, source, ssl_context=listener_context(settings),
