@@ -22,7 +22,7 @@ from tests import samples, soapclient, xsd
 from tests.registry.iti42_support import snapshot
 from tests.repository.support import (
     ITI41, PATH, Doc, Part, Reply, assert_failure, assert_nothing_left, assert_success,
-    blob_files, blob_name, stored, document_responses, pnr, post_mtom, provide, reconstructed, reply_of,
+    blob_files, stored, document_responses, pnr, post_mtom, provide, reconstructed, reply_of,
     retrieve, submission,
 )
 from tests.server import running_server

@@ -15,8 +15,9 @@ from sqlalchemy import Engine
 
 from tests import samples, soapclient, xsd
 from tests.repository.support import (
-    ITI41, Doc, Part, assert_failure, assert_nothing_left, assert_success, blob_files,
-    blob_name, stored, entry_row, pnr, post_mtom, provide, reconstructed, reply_of, repository_rows, sha1, submission,
+    ITI41, Doc, Part, assert_failure, assert_nothing_left, assert_success, blob_files, blob_name,
+    entry_row, pnr, post_mtom, provide, reconstructed, reply_of, repository_rows, sha1, stored,
+    submission,
 )
 from tests.soap.app import base64_lines, multipart
 from xds.config import Settings

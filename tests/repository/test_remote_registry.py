@@ -17,7 +17,7 @@ from sqlalchemy import Engine
 from tests import samples
 from tests.registry.iti42_support import assert_nothing_stored, snapshot
 from tests.repository.support import (
-    PATH, Doc, assert_failure, assert_nothing_left, assert_success, blob_files, blob_name, stored,
+    PATH, Doc, assert_failure, assert_nothing_left, assert_success, blob_files, stored,
     document_responses, entry_row, provide, repository_rows, retrieve, sha1,
 )
 from tests.server import free_port, running_server
