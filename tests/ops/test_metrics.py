@@ -82,7 +82,7 @@ def test_fhir_requests_are_labelled_by_resource_and_status(server: str) -> None:
     assert httpx.get(server + "/fhir/DocumentReference",
                      params={**search, "status": "current"}).status_code == 200
     assert httpx.get(server + "/fhir/DocumentReference", params=search).status_code == 400
-    assert httpx.get(server + "/fhir/NoSuchType/42").status_code == 404
+    assert httpx.get(server + "/fhir/NoSuchType/id-7731").status_code == 404
     assert httpx.get(server + "/fhir/metadata").status_code == 200
     after = samples_of(server, REQUESTS)
     for transaction, outcome in (("ITI-67", "success"), ("ITI-67", "4xx"), ("FHIR", "4xx"),
@@ -90,7 +90,8 @@ def test_fhir_requests_are_labelled_by_resource_and_status(server: str) -> None:
         assert total(after, transaction=transaction, outcome=outcome) - \
             total(before, transaction=transaction, outcome=outcome) == 1, (transaction, outcome)
     # No label holds a raw path or resource id.
-    assert not any("42" in dict(labels)["transaction"] for labels in after)
+    assert not any("NoSuchType" in dict(labels)["transaction"] or "7731" in dict(labels)["transaction"]
+                   for labels in after)
 
 
 def test_probes_and_scrapes_are_not_counted(server: str) -> None:
