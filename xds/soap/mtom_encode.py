@@ -181,9 +181,11 @@ class MtomStream:
 
 
 #: Size of the writes ``coalesce`` makes (``MtomStream.aiter_bytes``, WADO-RS bodies): one
-#: worker-thread hop per MiB keeps that cost small, and each answer in flight holds about this
-#: much (4 MiB cost a 1 GB ITI-43 +11 MB of peak RSS for no measurable speed).
-WRITE_SIZE = 1024 * 1024
+#: worker-thread hop per write, and each answer in flight holds about this much. Measured
+#: (benchmarks/imaging.py, benchmarks/scale.py): RAD-69 of 400 small instances 1,203 / 1,780 /
+#: 1,945 MB/s at 1 / 2 / 4 MiB; a 1 GB ITI-43 through S3 peaks at 144 / 147 MB RSS at 1 / 2
+#: MiB, and 4 MiB costs it ~11 MB more than 1 MiB (over the 150 MB target).
+WRITE_SIZE = 2 * 1024 * 1024
 
 
 def coalesce(pieces: Iterable[bytes], size: int = WRITE_SIZE) -> Iterator[bytes]:
