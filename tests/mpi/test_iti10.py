@@ -7,7 +7,8 @@ from collections.abc import Callable
 from typing import Any
 
 import hl7
-from sqlalchemy import Engine, select
+import pytest
+from sqlalchemy import Engine, func, select
 
 from tests.mpi import support
 from tests.mpi.conftest import Consumer, PixManager
@@ -18,10 +19,23 @@ from xds.mpi.model import PatientIdentifier, Person
 from xds.store.tables import mpi_notification
 
 
+#: The newest notification id before the running test: rows of earlier tests stay in the
+#: session's database, and a consumer's port (its subscriber URL) may be reused by a later one.
+_before = [0]
+
+
+@pytest.fixture(autouse=True)
+def _only_this_tests_rows(engine: Engine) -> None:
+    with engine.connect() as conn:
+        _before[0] = conn.execute(select(func.coalesce(func.max(mpi_notification.c.id), 0)))\
+            .scalar_one()
+
+
 def _rows(engine: Engine, subscriber: str) -> list[Any]:
     with engine.connect() as conn:
         return list(conn.execute(select(mpi_notification).where(
-            mpi_notification.c.subscriber == subscriber).order_by(mpi_notification.c.id)))
+            mpi_notification.c.subscriber == subscriber, mpi_notification.c.id > _before[0])
+            .order_by(mpi_notification.c.id)))
 
 
 def _wait_for(condition: Callable[[], bool], timeout: float = 20.0) -> None:
