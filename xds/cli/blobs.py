@@ -9,9 +9,9 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from xds.cli.audit import parse_duration
-from xds.cli.options import BlobUrl, DatabaseUrl, DataDir, settings_from
+from xds.cli.options import BlobUrl, DatabaseUrl, DataDir, blob_store, settings_from, store_engine
 from xds.config import Settings
-from xds.store.blobs import BlobStore, StoreUnavailable, open_blob_store
+from xds.store.blobs import BlobStore, StoreUnavailable
 
 __all__ = ["app"]
 
@@ -23,10 +23,7 @@ _err = Console(stderr=True)
 def _open(data_dir: object, database_url: str | None, blob_url: str | None) \
         -> tuple[Settings, BlobStore]:
     settings = settings_from(data_dir=data_dir, database_url=database_url, blob_url=blob_url)
-    try:
-        return settings, open_blob_store(settings)
-    except ValueError as exc:
-        raise typer.BadParameter(str(exc), param_hint="--blob-url") from None
+    return settings, blob_store(settings)
 
 
 def _bar(what: str) -> Progress:
@@ -45,11 +42,10 @@ def verify(
 ) -> None:
     """Re-read stored documents and DICOM instances and check each against its recorded
     SHA-256 (its address), size and SHA-1; exit 1 if any is missing or corrupt."""
-    from xds.store.db import open_engine
     from xds.store.maintenance import count_blobs, verify_blobs
 
     settings, blobs = _open(data_dir, database_url, blob_url)
-    engine = open_engine(settings)
+    engine = store_engine(settings)
     try:
         total = count_blobs(engine)
         with _bar("verifying") as bar:
@@ -80,7 +76,6 @@ def gc(
     """Remove stored objects that no row refers to (left by a crash between upload and
     commit), unfinished uploads and temp files older than --grace, and the rows of documents
     never registered (a crash before ITI-42) older than --grace and 15 minutes."""
-    from xds.store.db import open_engine
     from xds.store.maintenance import collect_garbage
 
     try:
@@ -88,7 +83,7 @@ def gc(
     except ValueError as exc:
         raise typer.BadParameter(str(exc), param_hint="--grace") from None
     settings, blobs = _open(data_dir, database_url, blob_url)
-    engine = open_engine(settings)
+    engine = store_engine(settings)
     try:
         with _bar("scanning") as bar:
             task = bar.add_task("gc", total=None)

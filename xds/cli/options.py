@@ -16,9 +16,11 @@ if TYPE_CHECKING:
     from sqlalchemy import Engine
 
     from xds.audit.clients import ClientTrail
+    from xds.store.blobs import BlobStore
 
 __all__ = ["DataDir", "DatabaseUrl", "BlobUrl", "ClientCert", "ClientKey", "ClientCa", "Saml", "AuditUrl",
-           "settings_from", "store_engine", "credentials_from", "trail_settings", "client_trail"]
+           "settings_from", "store_engine", "blob_store", "credentials_from", "trail_settings",
+           "client_trail"]
 
 DataDir = Annotated[Path | None, typer.Option(
     "--data-dir", envvar="XDS_DATA_DIR", help="Data directory (default ./xds-data).")]
@@ -62,6 +64,16 @@ def store_engine(settings: Settings) -> Engine:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from None
     return engine
+
+
+def blob_store(settings: Settings) -> BlobStore:
+    """The blob store of ``settings``; a bad ``--blob-url`` is a usage error (exit 2)."""
+    from xds.store.blobs import open_blob_store
+
+    try:
+        return open_blob_store(settings)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--blob-url") from None
 
 
 def settings_from(**options: object) -> Settings:

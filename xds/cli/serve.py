@@ -20,7 +20,7 @@ import uvicorn
 from starlette.applications import Starlette
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
-from xds.cli.options import BlobUrl, DatabaseUrl, DataDir, settings_from
+from xds.cli.options import BlobUrl, DatabaseUrl, DataDir, blob_store, settings_from
 from xds.config import Settings
 from xds.security.accept import tls_protocol_class
 from xds.security.tls import listener_context
@@ -107,7 +107,6 @@ def serve(
     /healthz, /readyz and /metrics. An empty database gets the schema; one at another revision
     is refused (exit 2): 'xds db upgrade' first."""
     from xds.app import build_app, listeners_of
-    from xds.store.blobs import open_blob_store
 
     settings = settings_from(host=host, port=port, data_dir=data_dir, database_url=database_url,
                              actors=actors, registry_url=registry_url,
@@ -125,10 +124,7 @@ def serve(
         names = listeners_of(settings)
     except ValueError as exc:
         raise typer.BadParameter(str(exc), param_hint="--listeners") from None
-    try:
-        open_blob_store(settings)
-    except ValueError as exc:
-        raise typer.BadParameter(str(exc), param_hint="--blob-url") from None
+    blob_store(settings)  # a bad --blob-url stops us here (and S3's model loads before a fork)
     _cap_malloc_arenas()
     logging.basicConfig(level=settings.log_level.upper(),
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")

@@ -46,15 +46,12 @@ def store_file(source: ImagingSource, path: Path, *, move: bool = False) -> Inst
             documents.lock_blobs(conn, [info.sha256, *([previous] if previous else [])])
             if not source.blobs.exists(info.sha256):  # removed meanwhile: see lock_blobs
                 raise FileNotFoundError(f"blob {info.sha256} was removed concurrently; retry")
-            if previous is not None and previous != info.sha256 and \
-                    not documents.blob_in_use(conn, previous):
-                source.blobs.delete(previous)
+            if previous is not None and previous != info.sha256:
+                documents.delete_unreferenced(conn, source.blobs, [previous])
     except BaseException:
         if new_blob:
             with write_transaction(source.engine) as conn:
-                documents.lock_blobs(conn, [info.sha256])
-                if not documents.blob_in_use(conn, info.sha256):
-                    source.blobs.delete(info.sha256)
+                documents.delete_unreferenced(conn, source.blobs, [info.sha256])
         raise
     log.debug("stored %s (study %s)", entry.sop_instance_uid, entry.study_instance_uid)
     return entry

@@ -97,12 +97,8 @@ class _WadoEndpoint:
         try:
             found_instance[0], found = await run_in_threadpool(
                 self._content, uids["studyUID"], uids["seriesUID"], uids["objectUID"], syntax)
-        except FileNotFoundError as exc:
-            log.warning("WADO: %s", exc)
-            return plain_text(404, "the object is no longer available")
-        except StoreUnavailable as exc:
-            log.warning("WADO: %s", exc)
-            return plain_text(503, "the image store is unavailable; retry later")
+        except (FileNotFoundError, StoreUnavailable) as exc:
+            return _unreadable(exc)
         if found is None:
             return plain_text(404, "no such object in that study and series")
         if isinstance(found, str):
@@ -115,11 +111,8 @@ class _WadoEndpoint:
                 return plan.response(None, DICOM_MIME)
             try:
                 body = await run_in_threadpool(found.open_range, plan.start, plan.end)
-            except FileNotFoundError:
-                return plain_text(404, "the object is no longer available")
-            except StoreUnavailable as exc:
-                log.warning("WADO: %s", exc)
-                return plain_text(503, "the image store is unavailable; retry later")
+            except (FileNotFoundError, StoreUnavailable) as exc:
+                return _unreadable(exc)
             return plan.response(body, DICOM_MIME)
         headers = {"Content-Type": DICOM_MIME}
         if found.size is not None:
@@ -145,6 +138,14 @@ class _WadoEndpoint:
         if content is None:
             content = instance_content(self.source, instance, [ANY_SYNTAX])
         return instance, content if content is not None else f"{sop_uid} cannot be sent"
+
+
+def _unreadable(exc: OSError) -> Response:
+    """404 for stored bytes that are gone, 503 while the store cannot be read."""
+    log.warning("WADO: %s", exc)
+    if isinstance(exc, StoreUnavailable):
+        return plain_text(503, "the image store is unavailable; retry later")
+    return plain_text(404, "the object is no longer available")
 
 
 def wado_app(source: ImagingSource) -> ASGIApp:

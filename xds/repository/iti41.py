@@ -318,10 +318,7 @@ def _remove(repository: Repository, added: _Added) -> None:
     """Undo ``_store``: our rows, then each blob we added that no row refers to any more."""
     with write_transaction(repository.engine) as conn:
         documents.delete_documents(conn, repository.unique_id, added.rows)
-        documents.lock_blobs(conn, added.blobs)
-        for sha in added.blobs:
-            if not documents.blob_in_use(conn, sha):
-                try:
-                    repository.blobs.delete(sha)
-                except StoreUnavailable as exc:  # no row refers to it: xds blobs gc will
-                    log.warning("ITI-41: blob %s left for 'xds blobs gc': %s", sha, exc)
+        try:
+            documents.delete_unreferenced(conn, repository.blobs, added.blobs)
+        except StoreUnavailable as exc:  # no row refers to them: xds blobs gc will
+            log.warning("ITI-41: blobs %s left for 'xds blobs gc': %s", added.blobs, exc)

@@ -59,8 +59,10 @@ def retrieve_document_set(repository: Repository, body: Element) -> SoapResponse
                 code=ErrorCode.XDSUnknownRepositoryId, location=req.document_unique_id,
                 context=f"repositoryUniqueId {req.repository_unique_id} is not this repository "
                         f"({repository.unique_id})"))
-        elif (problem := _unavailable(repository, req, doc)) is not None or doc is None:
-            errors.append(problem or _not_held(repository, req))
+        elif doc is None:
+            errors.append(_not_held(repository, req))
+        elif (problem := _unreadable(repository, req, doc)) is not None:
+            errors.append(problem)
         else:
             content_id = new_content_id()
             responses.append(document_response(
@@ -76,13 +78,13 @@ def retrieve_document_set(repository: Repository, body: Element) -> SoapResponse
     return SoapResponse(body=retrieve_response(errors, responses), attachments=attachments)
 
 
-def _unavailable(repository: Repository, req: _Request,
-                 doc: documents.StoredDocument | None) -> RegistryError | None:
-    """Why ``doc`` cannot be returned: not held (XDSDocumentUniqueIdError) or its store is
-    down (XDSRepositoryError, worth a retry); None when it can."""
+def _unreadable(repository: Repository, req: _Request,
+                doc: documents.StoredDocument) -> RegistryError | None:
+    """Why the bytes of ``doc`` cannot be sent: gone (XDSDocumentUniqueIdError) or their store
+    is down (XDSRepositoryError, worth a retry); None when they can."""
     uid = req.document_unique_id
     try:
-        if doc is not None and repository.blobs.exists(doc.sha256):
+        if repository.blobs.exists(doc.sha256):
             return None
     except StoreUnavailable as exc:
         log.warning("ITI-43: %s", exc)

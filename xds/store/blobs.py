@@ -10,6 +10,7 @@ from __future__ import annotations
 import errno
 import hashlib
 import os
+import stat
 import tempfile
 import uuid
 from collections.abc import Iterable, Iterator
@@ -25,7 +26,8 @@ if TYPE_CHECKING:
     from xds.config import Settings
 
 __all__ = ["BlobInfo", "BlobStore", "FileBlobStore", "StoredBlob", "StoreFull", "StoreUnavailable",
-           "READ_CHUNK", "open_blob_store", "digest_file", "is_sha256"]
+           "READ_CHUNK", "open_blob_store", "digest_file", "is_sha256", "spool_chunks",
+           "sweep_files"]
 
 #: Reads for streaming out are larger than the SOAP layer's CHUNK_SIZE: each chunk costs a
 #: worker-thread hop in the response, and 1 MiB keeps that cost small while memory stays flat.
@@ -132,6 +134,42 @@ def is_sha256(value: str) -> bool:
     return len(value) == 64 and all(c in "0123456789abcdef" for c in value)
 
 
+def spool_chunks(chunks: Iterable[bytes], directory: Path | None) -> tuple[Path, BlobInfo]:
+    """Write ``chunks`` to a new temp file in ``directory`` (None: the system's), hashing them
+    on the way; the file (the caller's to move or remove) and its BlobInfo."""
+    if directory is not None:
+        directory.mkdir(parents=True, exist_ok=True)
+    sha256, sha1, size = hashlib.sha256(), hashlib.sha1(), 0
+    fd, name = tempfile.mkstemp(dir=directory, prefix="put-")
+    path = Path(name)
+    try:
+        with os.fdopen(fd, "wb") as out:
+            for chunk in chunks:
+                sha256.update(chunk)
+                sha1.update(chunk)
+                size += len(chunk)
+                out.write(chunk)
+    except BaseException:
+        path.unlink(missing_ok=True)
+        raise
+    return path, BlobInfo(sha256=sha256.hexdigest(), sha1=sha1.hexdigest(), size=size)
+
+
+def sweep_files(directory: Path, older_than: float) -> int:
+    """Remove the regular files directly in ``directory`` last written before the epoch time
+    ``older_than`` (what a killed writer left); directories stay. How many were removed."""
+    removed = 0
+    for path in directory.glob("*"):
+        try:
+            st = path.lstat()
+        except FileNotFoundError:  # removed while we looked
+            continue
+        if stat.S_ISREG(st.st_mode) and st.st_mtime < older_than:
+            path.unlink(missing_ok=True)
+            removed += 1
+    return removed
+
+
 def digest_file(path: Path) -> BlobInfo:
     """The BlobInfo of the file at ``path`` (read once, in chunks)."""
     sha256, sha1, size = hashlib.sha256(), hashlib.sha1(), 0
@@ -182,22 +220,15 @@ class FileBlobStore:
         return True
 
     def put(self, chunks: Iterable[bytes]) -> tuple[BlobInfo, bool]:
-        sha256, sha1, size = hashlib.sha256(), hashlib.sha1(), 0
-        fd, name = tempfile.mkstemp(dir=self._tmp)
-        tmp = Path(name)
+        tmp: Path | None = None
         try:
-            with os.fdopen(fd, "wb") as out:
-                for chunk in chunks:
-                    sha256.update(chunk)
-                    sha1.update(chunk)
-                    size += len(chunk)
-                    out.write(chunk)
-            info = BlobInfo(sha256=sha256.hexdigest(), sha1=sha1.hexdigest(), size=size)
+            tmp, info = spool_chunks(chunks, self._tmp)
             return info, self.adopt(tmp, info)
         except OSError as exc:
             raise _full_or(exc) from exc
         finally:
-            tmp.unlink(missing_ok=True)
+            if tmp is not None:
+                tmp.unlink(missing_ok=True)
 
     def open(self, sha256: str, start: int = 0, end: int | None = None) -> Iterator[bytes]:
         f = self.path(sha256).open("rb")  # FileNotFoundError now, not at the first chunk
@@ -225,13 +256,7 @@ class FileBlobStore:
                         yield StoredBlob(path.name, st.st_size, st.st_mtime)
 
     def sweep(self, older_than: float) -> int:
-        removed = 0
-        for path in self._tmp.iterdir():
-            st = _stat(path)
-            if st is not None and st.st_mtime < older_than:
-                path.unlink(missing_ok=True)
-                removed += 1
-        return removed
+        return sweep_files(self._tmp, older_than)
 
     def check(self) -> None:
         try:

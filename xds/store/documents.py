@@ -4,14 +4,18 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-from sqlalchemy import Connection, and_, bindparam, delete, func, insert, select, text
+from sqlalchemy import Connection, and_, bindparam, delete, insert, select, text
 
 from xds.store.tables import dicom_instance, repository_document
 from xds.model.values import now_dtm
 
-__all__ = ["StoredDocument", "find_documents", "insert_documents", "delete_documents", "blob_in_use",
-           "blobs_in_use", "lock_blobs"]
+if TYPE_CHECKING:
+    from xds.store.blobs import BlobStore
+
+__all__ = ["StoredDocument", "find_documents", "insert_documents", "delete_documents",
+           "blobs_in_use", "lock_blobs", "delete_unreferenced"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,17 +62,6 @@ def delete_documents(conn: Connection, repository_unique_id: str, unique_ids: It
             repository_document.c.document_unique_id.in_(ids))))
 
 
-def blob_in_use(conn: Connection, sha256: str) -> bool:
-    """True while any document or DICOM instance row still refers to the blob ``sha256``."""
-    count = conn.execute(select(func.count()).select_from(repository_document)
-                         .where(repository_document.c.sha256 == sha256)).scalar_one()
-    if count:
-        return True
-    # The Imaging Document Source keeps DICOM instances in the same store.
-    return conn.execute(select(dicom_instance.c.sop_instance_uid).where(
-        dicom_instance.c.sha256 == sha256).limit(1)).first() is not None
-
-
 def blobs_in_use(conn: Connection, sha256s: Iterable[str]) -> set[str]:
     """Those of ``sha256s`` that a document or DICOM instance row refers to."""
     wanted = sorted(set(sha256s))
@@ -95,6 +88,19 @@ def lock_blobs(conn: Connection, sha256s: Iterable[str]) -> None:
     for sha in sorted(set(sha256s)):
         # The first 15 hex digits fit a signed 64-bit key; collisions only serialise more.
         conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": int(sha[:15], 16)})
+
+
+def delete_unreferenced(conn: Connection, blobs: BlobStore, sha256s: Iterable[str]) -> list[str]:
+    """Delete from ``blobs`` those of ``sha256s`` that no row refers to, under ``lock_blobs``
+    (in the write transaction of ``conn``); those deleted. A failed submission undoing itself,
+    an instance replaced and ``xds blobs gc`` all delete this way."""
+    shas = sorted(set(sha256s))
+    lock_blobs(conn, shas)
+    used = blobs_in_use(conn, shas)
+    gone = [sha for sha in shas if sha not in used]
+    for sha in gone:
+        blobs.delete(sha)
+    return gone
 
 
 _FIND = select(repository_document).where(

@@ -13,7 +13,6 @@ no row refers to it (a committer checks the bytes exist under the same lock).
 from __future__ import annotations
 
 import hashlib
-import stat
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -23,9 +22,9 @@ from pathlib import Path
 
 from sqlalchemy import CompoundSelect, Engine, and_, delete, exists, func, literal, select, union_all
 
-from xds.store.blobs import BlobStore, StoredBlob, StoreUnavailable
+from xds.store.blobs import BlobStore, StoredBlob, StoreUnavailable, sweep_files
 from xds.store.db import read_connection, write_transaction
-from xds.store.documents import blobs_in_use, lock_blobs
+from xds.store.documents import blobs_in_use, delete_unreferenced
 from xds.store.tables import dicom_instance, document_entry, repository_document
 
 __all__ = ["GcReport", "VerifyReport", "Problem", "collect_garbage", "verify_blobs",
@@ -101,7 +100,7 @@ def collect_garbage(engine: Engine, blobs: BlobStore, *, grace: float,
     if not dry_run:
         report.unfinished = blobs.sweep(cutoff)
         if spool_dir is not None:
-            report.unfinished += _sweep_spool(spool_dir, cutoff)
+            report.unfinished += sweep_files(spool_dir, cutoff)
         if registry_is_local:
             report.unregistered_rows = _drop_unregistered(engine, min(cutoff, now - in_flight))
     objects = blobs.scan()
@@ -123,32 +122,12 @@ def collect_garbage(engine: Engine, blobs: BlobStore, *, grace: float,
     return report
 
 
-def _sweep_spool(spool_dir: Path, cutoff: float) -> int:
-    """Remove the files a killed worker left in this machine's spool (attachments being
-    received, S3 staging copies) last written before ``cutoff``; directories stay."""
-    removed = 0
-    for path in spool_dir.glob("*"):
-        try:
-            st = path.lstat()
-        except FileNotFoundError:
-            continue
-        if stat.S_ISREG(st.st_mode) and st.st_mtime < cutoff:
-            path.unlink(missing_ok=True)
-            removed += 1
-    return removed
-
-
 def _delete_unreferenced(engine: Engine, blobs: BlobStore,
                          candidates: list[StoredBlob]) -> list[StoredBlob]:
     """Delete those of ``candidates`` still unreferenced under the blob lock; those deleted."""
     with write_transaction(engine) as conn:
-        shas = [b.sha256 for b in candidates]
-        lock_blobs(conn, shas)
-        used = blobs_in_use(conn, shas)
-        gone = [b for b in candidates if b.sha256 not in used]
-        for blob in gone:
-            blobs.delete(blob.sha256)
-    return gone
+        gone = set(delete_unreferenced(conn, blobs, [b.sha256 for b in candidates]))
+    return [b for b in candidates if b.sha256 in gone]
 
 
 def _drop_unregistered(engine: Engine, cutoff: float) -> int:

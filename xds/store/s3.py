@@ -28,7 +28,7 @@ from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
 from xds.store.blobs import READ_CHUNK, BlobInfo, StoredBlob, StoreFull, StoreUnavailable, \
-    digest_file, is_sha256
+    is_sha256, spool_chunks
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
@@ -108,19 +108,9 @@ class S3BlobStore:
             path.unlink(missing_ok=True)
 
     def put(self, chunks: Iterable[bytes]) -> tuple[BlobInfo, bool]:
-        # The key is the digest, known only at the end: spool locally, then adopt.
-        if self.spool_dir is not None:
-            self.spool_dir.mkdir(parents=True, exist_ok=True)
-        fd, name = tempfile.mkstemp(dir=self.spool_dir, prefix="put-")
-        path = Path(name)
-        try:
-            with os.fdopen(fd, "wb") as out:
-                for chunk in chunks:
-                    out.write(chunk)
-            info = digest_file(path)
-            return info, self.adopt(path, info)
-        finally:
-            path.unlink(missing_ok=True)
+        # The key is the digest, known only at the end: spool locally (hashing), then adopt.
+        path, info = spool_chunks(chunks, self.spool_dir)
+        return info, self.adopt(path, info)  # adopt removes the file either way
 
     def open(self, sha256: str, start: int = 0, end: int | None = None) -> Iterator[bytes]:
         options: dict[str, Any] = {}
