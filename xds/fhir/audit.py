@@ -11,7 +11,7 @@ from starlette.requests import Request
 from xds.audit.events import AuditEvent
 from xds.audit.fhir_events import binary_event, bundle_event, cx_of_token, fhir_query_event
 from xds.audit.transactions import record_after
-from xds.fhir.context import FhirContext
+from xds.fhir.context import TRANSACTIONS, FhirContext
 from xds.fhir.ids import parse_patient_id
 
 __all__ = ["Auditor", "auditor", "BUNDLE_STATE"]
@@ -21,8 +21,6 @@ Auditor = Callable[[Request, int], None]
 #: ``request.state`` attribute where the ITI-65 route leaves the parsed Bundle for its audit.
 BUNDLE_STATE = "audit_bundle"
 
-#: Resource type -> the IHE transaction its search and read belong to.
-_CODES = {"DocumentReference": "ITI-67", "List": "ITI-66", "Patient": "ITI-78"}
 #: Search parameters naming the patient, in preference order.
 _PATIENT_PARAMS = ("patient.identifier", "subject.identifier", "sourceIdentifier", "patient",
                    "subject")
@@ -81,7 +79,7 @@ def auditor(ctx: FhirContext, kind: Kind) -> Auditor:
         resource_type = request.path_params.get("type", "")
         if resource_type in _NOT_AUDITED:
             return None
-        code = _CODES.get(resource_type)
+        code = TRANSACTIONS.get(resource_type)
         if kind == "read":
             return fhir_query_event(settings, code, resource_type,
                                     f"{resource_type}/{request.path_params.get('id', '')}",

@@ -13,10 +13,15 @@ from xds.registry.context import Registry
 from xds.repository.context import Repository
 from xds.store.blobs import BlobStore, open_blob_store
 
-__all__ = ["FhirContext", "FHIR_PATH"]
+__all__ = ["FhirContext", "FHIR_PATH", "TRANSACTIONS"]
 
 #: Where the FHIR base is mounted.
 FHIR_PATH = "/fhir"
+
+#: The IHE transaction a request on each resource type is (MHD search and read, ITI-68
+#: Retrieve Document, PDQm-style Patient read): audit EventTypeCodes and metric labels.
+TRANSACTIONS = {"DocumentReference": "ITI-67", "List": "ITI-66", "Binary": "ITI-68",
+                "Patient": "ITI-78"}
 
 
 @dataclass(frozen=True, slots=True)

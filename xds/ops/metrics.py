@@ -24,6 +24,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from xds.actions import Action
 from xds.ebrim.vocabulary import NS_RS, ResponseStatus
+from xds.fhir.context import TRANSACTIONS as FHIR_RESOURCE_TRANSACTIONS
 from xds.hl7v3 import AcknowledgementType, Interaction, read_acknowledgement
 from xds.mpi.iti44 import FEED_INTERACTIONS
 from xds.ops.health import HEALTHZ_PATH, READYZ_PATH
@@ -59,10 +60,8 @@ TRANSACTIONS: dict[str, str] = {
     Interaction.PRPA_IN201309UV02.action: "ITI-45",
 }
 #: FHIR resource type (the first path segment under the FHIR base) -> transaction label.
-_FHIR_TRANSACTIONS = {
-    "DocumentReference": "ITI-67", "List": "ITI-66", "Binary": "ITI-68", "Patient": "ITI-78",
-    "ImagingStudy": "FHIR ImagingStudy", "Endpoint": "FHIR Endpoint",
-}
+_FHIR_TRANSACTIONS = {**FHIR_RESOURCE_TRANSACTIONS, "ImagingStudy": "FHIR ImagingStudy",
+                      "Endpoint": "FHIR Endpoint"}
 _STATUS_OUTCOMES: dict[str, str] = {
     ResponseStatus.Success: "success", ResponseStatus.PartialSuccess: "partial",
     ResponseStatus.Failure: "failure",
