@@ -55,6 +55,7 @@ from benchmarks.registry import registrations_per_second  # noqa: E402
 from benchmarks.repository import MB, floor_mb_s, fsync_floor_mb_s, make_file, peak_rss_mb, \
     provide, retrieve  # noqa: E402
 from tests import samples  # noqa: E402
+from tests.conftest import _postgres_database  # noqa: E402
 from tests.seaweed import BUCKET, S3_ENV, Seaweed, running_seaweed  # noqa: E402
 from tests.server import free_port  # noqa: E402
 from xds.config import Settings  # noqa: E402
@@ -69,26 +70,6 @@ RSS_TARGET_MB = 150
 
 
 # -- PostgreSQL and xds serve ----------------------------------------------------------------
-
-@contextmanager
-def fresh_database(admin_url: str = ADMIN_URL) -> Iterator[str]:
-    """A new database ``xds_bench_<hex>``; its URL until the block ends, then dropped."""
-    from sqlalchemy import create_engine, text
-    from sqlalchemy.engine import make_url
-
-    name = f"xds_bench_{secrets.token_hex(6)}"
-    admin = create_engine(admin_url, isolation_level="AUTOCOMMIT")
-    try:
-        with admin.connect() as conn:
-            conn.execute(text(f'CREATE DATABASE "{name}"'))
-        try:
-            yield make_url(admin_url).set(database=name).render_as_string(hide_password=False)
-        finally:
-            with admin.connect() as conn:
-                conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-    finally:
-        admin.dispose()
-
 
 @dataclass
 class Server:
@@ -535,7 +516,7 @@ def main() -> None:
     started = time.perf_counter()
     try:
         with ExitStack() as stack:
-            database_url = stack.enter_context(fresh_database())
+            database_url = stack.enter_context(_postgres_database(ADMIN_URL, "xds_bench"))
             print(f"database: {database_url}", flush=True)
             seaweed = stack.enter_context(running_seaweed(work / "seaweed"))
             print(f"SeaweedFS S3 at {seaweed.endpoint}", flush=True)

@@ -125,13 +125,13 @@ def fresh_database(backend: str, folder: Path, name: str = "fresh.sqlite") -> It
 
 
 @contextmanager
-def _postgres_database(admin_url: str) -> Iterator[str]:
-    """Create ``xds_test_<hex>`` through an admin URL, yield its URL, then drop it (even while
+def _postgres_database(admin_url: str, prefix: str = "xds_test") -> Iterator[str]:
+    """Create ``<prefix>_<hex>`` through an admin URL, yield its URL, then drop it (even while
     connections to it remain)."""
     from sqlalchemy import create_engine, text
     from sqlalchemy.engine import make_url
 
-    name = f"xds_test_{secrets.token_hex(6)}"
+    name = f"{prefix}_{secrets.token_hex(6)}"
     # CREATE/DROP DATABASE cannot run inside a transaction block.
     admin = create_engine(admin_url, isolation_level="AUTOCOMMIT", pool_pre_ping=True)
     try:

@@ -26,6 +26,7 @@ from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from tests.server import stop_process
 from xds.store.s3 import S3BlobStore
 
 __all__ = ["weed_binary", "running_seaweed", "Seaweed", "S3_ENV", "BUCKET"]
@@ -106,7 +107,8 @@ def running_seaweed(root: Path, *, volumes: int = 0, replication: str = "000") -
             log = stack.enter_context((root / f"{name}.log").open("wb"))
             proc = subprocess.Popen([weed, *args], stdout=log, stderr=subprocess.STDOUT,
                                     cwd=root, start_new_session=True)
-            stack.callback(_stop, proc)
+            # The data is the test's, nothing to flush: SIGKILL after 3 s.
+            stack.callback(stop_process, proc, 3)
             return proc
 
         s3_port = weed_port()
@@ -163,14 +165,3 @@ def _wait_ready(seaweed: Seaweed, timeout: float = 60) -> None:
             last = exc
             time.sleep(0.3)
     raise RuntimeError(f"SeaweedFS did not become ready in {timeout:.0f} s: {last}")
-
-
-def _stop(proc: subprocess.Popen[bytes]) -> None:
-    """SIGTERM, then SIGKILL after 3 s: the data is the test's, nothing to flush for."""
-    if proc.poll() is None:
-        proc.terminate()
-        try:
-            proc.wait(3)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(10)

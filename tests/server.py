@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import socket
 import ssl
+import subprocess
 import threading
 import time
 from collections.abc import Iterator
@@ -16,7 +17,18 @@ from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from xds.security.accept import OnRefused, tls_protocol_class
 
-__all__ = ["free_port", "running_server"]
+__all__ = ["free_port", "running_server", "stop_process"]
+
+
+def stop_process(proc: subprocess.Popen[bytes], grace: float) -> None:
+    """SIGTERM ``proc``, SIGKILL it if it has not exited after ``grace`` seconds; reaped."""
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(grace)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(10)
 
 
 def free_port() -> int:

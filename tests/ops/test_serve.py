@@ -22,7 +22,7 @@ from tests.mpi.support import GREEN, adt, cx, exchange, field, new_value
 from tests.ops.support import (
     at_revision, listening_processes, samples_of, total, wait_http, wait_port, xds_env,
 )
-from tests.server import free_port
+from tests.server import free_port, stop_process
 from xds.app import build_app
 from xds.config import Settings
 from xds.store.db import SchemaMismatch, open_engine, schema_state
@@ -40,12 +40,7 @@ def _serving(args: list[str], data_dir: Path) -> Iterator[subprocess.Popen[bytes
     try:
         yield proc
     finally:
-        proc.terminate()
-        try:
-            proc.wait(15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(5)
+        stop_process(proc, 15)
 
 
 def _output(proc: subprocess.Popen[bytes]) -> str:

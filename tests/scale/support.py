@@ -1,5 +1,5 @@
 """Helpers of the scale-out tests: ``xds serve`` as a real process that can be ``kill -9``-ed
-and restarted on the same port, and a fresh PostgreSQL database."""
+and restarted on the same port."""
 
 from __future__ import annotations
 
@@ -9,27 +9,12 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
-import pytest
-
-from tests.conftest import _postgres_admin_url, _postgres_database
 from tests.server import free_port
 from xds.config import Settings
 
-__all__ = ["ServeProcess", "fresh_postgres"]
-
-
-@contextmanager
-def fresh_postgres() -> Iterator[str]:
-    """The URL of a new, empty PostgreSQL database, dropped afterwards; skips without one."""
-    admin = _postgres_admin_url()
-    if not admin:
-        pytest.skip("no PostgreSQL")
-    with _postgres_database(admin) as url:
-        yield url
+__all__ = ["ServeProcess"]
 
 
 class ServeProcess:

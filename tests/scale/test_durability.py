@@ -27,7 +27,8 @@ from tests.registry.iti18_support import query
 from tests.repository.support import ITI41, ITI41_RESPONSE, ITI43_RESPONSE, PATH, Doc, \
     assert_success, document_responses, pnr, reply_of, retrieve, submission
 from tests.samples import APPROVED, quoted, quoted_list
-from tests.scale.support import ServeProcess, fresh_postgres
+from tests.conftest import fresh_database
+from tests.scale.support import ServeProcess
 from tests.seaweed import BUCKET, Seaweed
 from xds.config import Settings
 from xds.soap import bytes_attachment, encode_mtom
@@ -54,7 +55,7 @@ class Outcome:
 
 @pytest.fixture
 def cluster(seaweed: Seaweed, tmp_path: Path) -> Iterator[tuple[Settings, list[ServeProcess]]]:
-    with fresh_postgres() as url:
+    with fresh_database("postgresql", tmp_path) as url:
         prefix = f"durability-{os.getpid()}-{time.time_ns()}"
         settings = Settings(data_dir=tmp_path / "check", database_url=url,
                             blob_url=seaweed.url(BUCKET, prefix))

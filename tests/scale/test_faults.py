@@ -40,7 +40,8 @@ from tests.repository.support import ITI41, ITI41_RESPONSE, ITI43, ITI43_RESPONS
     assert_success, document_responses, pnr, reply_of, repository_rows, retrieve, \
     retrieve_request, submission
 from tests.samples import APPROVED, quoted, quoted_list
-from tests.scale.support import ServeProcess, fresh_postgres
+from tests.conftest import fresh_database
+from tests.scale.support import ServeProcess
 from tests.seaweed import BUCKET, Seaweed, weed_binary
 from tests.server import free_port
 from xds.config import Settings
@@ -208,7 +209,7 @@ def _at_once(clients: list[httpx.Client], bases: list[str],
 @needs_seaweed
 def test_two_workers_racing_on_one_unique_id_store_exactly_the_winner(
         seaweed: Seaweed, tmp_path: Path) -> None:
-    with fresh_postgres() as url:
+    with fresh_database("postgresql", tmp_path) as url:
         settings = Settings(data_dir=tmp_path / "check", database_url=url,
                             blob_url=seaweed.url(BUCKET, f"race-{os.getpid()}-{time.time_ns()}"))
         _migrated(settings)
@@ -505,7 +506,7 @@ def _spooled(spool: Path) -> list[Path]:
 @needs_seaweed
 def test_worker_killed_mid_upload_leaves_nothing_and_the_retry_succeeds(
         seaweed: Seaweed, tmp_path: Path) -> None:
-    with fresh_postgres() as url:
+    with fresh_database("postgresql", tmp_path) as url:
         settings = Settings(data_dir=tmp_path / "check", database_url=url,
                             blob_url=seaweed.url(BUCKET, f"kill-{os.getpid()}-{time.time_ns()}"))
         _migrated(settings)

@@ -15,7 +15,7 @@ import pytest
 from tests import samples, soapclient
 from tests.repository.support import ITI43_RESPONSE, Doc, assert_success, document_responses, provide, \
     repository_rows, retrieve
-from tests.scale.support import fresh_postgres
+from tests.conftest import fresh_database
 from tests.seaweed import BUCKET, Seaweed, running_seaweed, weed_binary
 from tests.server import running_server
 from xds.config import Settings
@@ -34,7 +34,7 @@ def replicated(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Seawe
 
     root = tmp_path_factory.mktemp("replicated")
     with running_seaweed(root / "seaweed", volumes=3, replication="002") as cluster, \
-            fresh_postgres() as url:
+            fresh_database("postgresql", root) as url:
         settings = Settings(data_dir=root / "data", database_url=url, mllp_port=0, dicom_port=0,
                             actors="registry,repository", blob_url=cluster.url(BUCKET, "docs"))
         with running_server(build_app(settings)) as base:
